@@ -1,0 +1,18 @@
+{
+  "targets": [
+    {
+      "target_name": "advml",
+      "sources": ["native/core.cc", "native/ops.cc", "native/autograd.cc"],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "<!@(node native/torch-config.cjs include)"
+      ],
+      "libraries": ["<!@(node native/torch-config.cjs libs)"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2", "-Wno-unused-parameter",
+                    "<!@(node native/torch-config.cjs cflags)"]
+    }
+  ]
+}

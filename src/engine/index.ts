@@ -1,0 +1,11 @@
+/** The tensor engine: libtorch behind a TypeScript API. */
+export { Tensor, type TensorLike, type NestedArray, type MemoryFormat, type ReduceOptions } from './tensor.js';
+export { type DType, type AnyTypedArray, isFloating } from './dtype.js';
+export { scope, dispose } from './scope.js';
+export { grad, noGrad, enableGrad, isGradEnabled, type GradOptions } from './autograd.js';
+export * from './ops.js';
+export * from './random.js';
+export {
+  setNumThreads, getNumThreads, manualSeed, memory, cudaAvailable, cudaDeviceCount, buildInfo, defaultThreads,
+  type MemoryInfo, type BuildInfo,
+} from './runtime.js';
