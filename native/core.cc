@@ -230,11 +230,12 @@ Napi::Value fromBuffer(const Napi::CallbackInfo& info) {
   return wrap(info.Env(), out);
 }
 
-// toBuffer(t): a fresh ArrayBuffer with the contiguous CPU bytes. bfloat16 and
-// float16 come out as float32, bool as uint8.
+// toBuffer(t, raw): a fresh ArrayBuffer with the contiguous CPU bytes. Unless
+// `raw`, bfloat16 and float16 come out widened to float32; bool is one byte.
 Napi::Value toBuffer(const Napi::CallbackInfo& info) {
   at::Tensor t = tensorAt(info, 0).detach();
-  if (t.scalar_type() == at::kBFloat16 || t.scalar_type() == at::kHalf) t = t.to(at::kFloat);
+  bool raw = !isAbsent(info, 1) && boolAt(info, 1);
+  if (!raw && (t.scalar_type() == at::kBFloat16 || t.scalar_type() == at::kHalf)) t = t.to(at::kFloat);
   t = t.to(at::kCPU).contiguous();
   size_t bytes = t.numel() * t.element_size();
   Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(info.Env(), bytes);

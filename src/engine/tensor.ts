@@ -99,6 +99,11 @@ export class Tensor implements Tracked {
     return viewBuffer(call.toBuffer(this.handle) as ArrayBuffer, this.dtype);
   }
 
+  /** @internal The contiguous bytes exactly as stored (bfloat16 and float16 not widened), for serialisation. */
+  rawBytes(): Uint8Array {
+    return new Uint8Array(call.toBuffer(this.handle, true) as ArrayBuffer);
+  }
+
   /** The elements as a nested array of numbers (int64 converted to number). */
   toArray(): NestedArray {
     const flat = Array.from(this.dataSync() as ArrayLike<number | bigint>, (v) =>
