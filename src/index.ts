@@ -1,1 +1,5 @@
+/** advml: adversarial machine learning at scale on a libtorch engine. */
 export * from './engine/index.js';
+export * as nn from './nn/index.js';
+export * as optim from './optim/index.js';
+export * as models from './models/index.js';

@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+/** The advml command line: `advml <command> [options]`. */
+import { type Command, UsageError } from './command.js';
+
+const loaders: Record<string, () => Promise<Command>> = {
+  info: async () => (await import('./info.js')).info,
+  bench: async () => (await import('./bench.js')).bench,
+};
+
+const summaries: Record<string, string> = {
+  info: 'show the engine: libtorch version, threads, CUDA devices, memory',
+  bench: 'measure advml against PyTorch on the same models, batch and threads',
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(summaries).map((k) => k.length));
+  const lines = Object.entries(summaries).map(([k, v]) => `  ${k.padEnd(width)}  ${v}`);
+  return `Usage: advml <command> [options]
+
+Adversarial machine learning at scale, on a libtorch engine.
+
+Commands:
+${lines.join('\n')}
+
+Run 'advml <command> --help' for a command's options.`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const load = loaders[name];
+  if (!load) {
+    console.error(`advml: unknown command '${name}'\n\n${usage()}`);
+    return 2;
+  }
+  // Commands load lazily so `--help` does not start the engine.
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log((await load()).help);
+    return 0;
+  }
+  try {
+    return await (await load()).run(rest);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(e.message);
+      return 2;
+    }
+    console.error(`advml ${name}: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

@@ -1,0 +1,3 @@
+/** The model zoo. */
+export { MnistCnn, type MnistCnnOptions } from './mnist-cnn.js';
+export { ResNet, BasicBlock, type ResNetOptions } from './resnet.js';

@@ -1,0 +1,60 @@
+/**
+ * The small MNIST CNN: conv 3x3 (32) - act - max pool 2 - conv 3x3 (64) - act
+ * - max pool 2 - dense 128 - act - dense classes. For 28x28 inputs.
+ */
+import { type Generator, type Tensor, maxPool2d } from '../engine/index.js';
+import { type ActivationName, type ActivationOptions, Conv2d, Linear, Module, activate, consume as then } from '../nn/index.js';
+
+export interface MnistCnnOptions {
+  inChannels?: number;
+  classes?: number;
+  /** Input height and width (default 28). */
+  imageSize?: number;
+  /** Scales the filters of every convolution and the hidden dense layer (the paper's rho; default 1). */
+  width?: number;
+  activation?: ActivationName;
+  activationOptions?: ActivationOptions;
+  generator?: Generator;
+}
+
+export class MnistCnn extends Module {
+  readonly conv1: Conv2d;
+  readonly conv2: Conv2d;
+  readonly fc1: Linear;
+  readonly fc2: Linear;
+  private readonly act: ActivationName;
+  private readonly actOpts: ActivationOptions;
+
+  constructor(opts: MnistCnnOptions = {}) {
+    super();
+    const w = opts.width ?? 1;
+    if (!(w > 0)) throw new Error(`MnistCnn: width must be positive, got ${w}`);
+    const c1 = Math.max(1, Math.round(32 * w));
+    const c2 = Math.max(1, Math.round(64 * w));
+    const hidden = Math.max(1, Math.round(128 * w));
+    const size = opts.imageSize ?? 28;
+    const spatial = Math.floor((Math.floor((size - 2) / 2) - 2) / 2);
+    if (spatial < 1) throw new Error(`MnistCnn: imageSize ${size} is too small (need at least 10)`);
+    const g = opts.generator;
+    this.conv1 = this.registerModule('conv1', new Conv2d(opts.inChannels ?? 1, c1, 3, { generator: g }));
+    this.conv2 = this.registerModule('conv2', new Conv2d(c1, c2, 3, { generator: g }));
+    this.fc1 = this.registerModule('fc1', new Linear(c2 * spatial * spatial, hidden, { generator: g }));
+    this.fc2 = this.registerModule('fc2', new Linear(hidden, opts.classes ?? 10, { generator: g }));
+    this.act = opts.activation ?? 'relu';
+    this.actOpts = opts.activationOptions ?? {};
+  }
+
+  forward(x: Tensor): Tensor {
+    let h = this.conv1.forward(x);
+    h = then(h, (t) => activate(t, this.act, this.actOpts));
+    h = then(h, (t) => maxPool2d(t, 2));
+    h = then(h, (t) => this.conv2.forward(t));
+    h = then(h, (t) => activate(t, this.act, this.actOpts));
+    h = then(h, (t) => maxPool2d(t, 2));
+    // Flatten in NCHW order whatever the memory format, as PyTorch's .flatten(1).
+    h = then(h, (t) => t.flatten(1));
+    h = then(h, (t) => this.fc1.forward(t));
+    h = then(h, (t) => activate(t, this.act, this.actOpts));
+    return then(h, (t) => this.fc2.forward(t));
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * ResNet for small images (He et al.'s CIFAR family): depth 6n + 2 — a 3x3
+ * stem, three stages of n basic blocks with 16, 32 and 64 filters (stride 2
+ * entering stages 2 and 3), global average pooling and a dense classifier.
+ * Shortcuts that change shape use a 1x1 convolution with batch norm
+ * (torchvision's "downsample"), and parameter names follow torchvision.
+ */
+import { type Generator, type Tensor } from '../engine/index.js';
+import {
+  type ActivationName, type ActivationOptions, AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, Module, Sequential,
+  activate, consume, init,
+} from '../nn/index.js';
+
+export interface ResNetOptions {
+  /** 6n + 2: 20, 32, 44, 56, 110 (default 20). */
+  depth?: number;
+  inChannels?: number;
+  classes?: number;
+  /** Scales every convolution's filters (the paper's rho; default 1). */
+  width?: number;
+  activation?: ActivationName;
+  activationOptions?: ActivationOptions;
+  generator?: Generator;
+}
+
+interface Act {
+  name: ActivationName;
+  opts: ActivationOptions;
+}
+
+export class BasicBlock extends Module {
+  readonly conv1: Conv2d;
+  readonly bn1: BatchNorm2d;
+  readonly conv2: Conv2d;
+  readonly bn2: BatchNorm2d;
+  readonly downsample: Sequential | null;
+
+  constructor(inC: number, outC: number, stride: number, private readonly act: Act, g?: Generator) {
+    super();
+    this.conv1 = this.registerModule('conv1', new Conv2d(inC, outC, 3, { stride, padding: 1, bias: false, generator: g }));
+    this.bn1 = this.registerModule('bn1', new BatchNorm2d(outC));
+    this.conv2 = this.registerModule('conv2', new Conv2d(outC, outC, 3, { padding: 1, bias: false, generator: g }));
+    this.bn2 = this.registerModule('bn2', new BatchNorm2d(outC));
+    this.downsample =
+      stride !== 1 || inC !== outC
+        ? this.registerModule('downsample', new Sequential(new Conv2d(inC, outC, 1, { stride, bias: false, generator: g }), new BatchNorm2d(outC)))
+        : null;
+  }
+
+  forward(x: Tensor): Tensor {
+    let h = this.conv1.forward(x);
+    h = consume(h, (t) => this.bn1.forward(t));
+    h = consume(h, (t) => activate(t, this.act.name, this.act.opts));
+    h = consume(h, (t) => this.conv2.forward(t));
+    h = consume(h, (t) => this.bn2.forward(t));
+    const shortcut = this.downsample ? this.downsample.forward(x) : x;
+    h = consume(h, (t) => t.add(shortcut));
+    if (shortcut !== x) shortcut.dispose();
+    return consume(h, (t) => activate(t, this.act.name, this.act.opts));
+  }
+}
+
+export class ResNet extends Module {
+  readonly conv1: Conv2d;
+  readonly bn1: BatchNorm2d;
+  readonly layer1: Sequential;
+  readonly layer2: Sequential;
+  readonly layer3: Sequential;
+  readonly avgpool: AdaptiveAvgPool2d;
+  readonly fc: Linear;
+  private readonly act: Act;
+
+  constructor(opts: ResNetOptions = {}) {
+    super();
+    const depth = opts.depth ?? 20;
+    if (!Number.isInteger(depth) || depth < 8 || (depth - 2) % 6 !== 0) {
+      throw new Error(`ResNet: depth must be 6n + 2 with n >= 1 (20, 32, 44, 56, 110), got ${depth}`);
+    }
+    const w = opts.width ?? 1;
+    if (!(w > 0)) throw new Error(`ResNet: width must be positive, got ${w}`);
+    const n = (depth - 2) / 6;
+    const widths = [16, 32, 64].map((c) => Math.max(1, Math.round(c * w))) as [number, number, number];
+    const g = opts.generator;
+    this.act = { name: opts.activation ?? 'relu', opts: opts.activationOptions ?? {} };
+    this.conv1 = this.registerModule('conv1', new Conv2d(opts.inChannels ?? 3, widths[0], 3, { padding: 1, bias: false, generator: g }));
+    this.bn1 = this.registerModule('bn1', new BatchNorm2d(widths[0]));
+    const stage = (inC: number, outC: number, stride: number): Sequential =>
+      new Sequential(...Array.from({ length: n }, (_, i) => new BasicBlock(i === 0 ? inC : outC, outC, i === 0 ? stride : 1, this.act, g)));
+    this.layer1 = this.registerModule('layer1', stage(widths[0], widths[0], 1));
+    this.layer2 = this.registerModule('layer2', stage(widths[0], widths[1], 2));
+    this.layer3 = this.registerModule('layer3', stage(widths[1], widths[2], 2));
+    this.avgpool = this.registerModule('avgpool', new AdaptiveAvgPool2d(1));
+    this.fc = this.registerModule('fc', new Linear(widths[2], opts.classes ?? 10, { generator: g }));
+    for (const m of this.modules()) if (m instanceof Conv2d) init.kaimingNormal_(m.weight, { generator: g });
+  }
+
+  forward(x: Tensor): Tensor {
+    let h = this.conv1.forward(x);
+    h = consume(h, (t) => this.bn1.forward(t));
+    h = consume(h, (t) => activate(t, this.act.name, this.act.opts));
+    h = consume(h, (t) => this.layer1.forward(t));
+    h = consume(h, (t) => this.layer2.forward(t));
+    h = consume(h, (t) => this.layer3.forward(t));
+    h = consume(h, (t) => this.avgpool.forward(t));
+    h = consume(h, (t) => t.flatten(1));
+    return consume(h, (t) => this.fc.forward(t));
+  }
+}

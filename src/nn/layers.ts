@@ -1,0 +1,225 @@
+/**
+ * Layers with PyTorch's parameter names, shapes and defaults, so their state
+ * dicts load into torch.nn models and back.
+ */
+import {
+  type Generator, type Tensor, adaptiveAvgPool2d, avgPool2d, batchNorm, conv2d, dropout, empty, linear, maxPool2d,
+  ones, scalar, zeros,
+} from '../engine/index.js';
+import { Module } from './module.js';
+import { torchDefaultWeight_, uniform_ } from './init.js';
+
+type Pair = number | [number, number];
+
+export interface Conv2dOptions {
+  stride?: Pair;
+  padding?: Pair;
+  dilation?: Pair;
+  groups?: number;
+  /** Learnable bias (default true; off before batch norm). */
+  bias?: boolean;
+  generator?: Generator;
+}
+
+function positiveInt(what: string, v: number): void {
+  if (!Number.isInteger(v) || v < 1) throw new Error(`${what} must be a positive integer, got ${v}`);
+}
+
+/** 2-D convolution; weight [out, in/groups, kH, kW], bias [out]. PyTorch's default init. */
+export class Conv2d extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernelSize: Pair,
+    readonly opts: Conv2dOptions = {},
+  ) {
+    super();
+    const groups = opts.groups ?? 1;
+    positiveInt('Conv2d inChannels', inChannels);
+    positiveInt('Conv2d outChannels', outChannels);
+    positiveInt('Conv2d groups', groups);
+    if (inChannels % groups || outChannels % groups) {
+      throw new Error(`Conv2d: channels (${inChannels} in, ${outChannels} out) must be divisible by groups (${groups})`);
+    }
+    const [kh, kw] = typeof kernelSize === 'number' ? [kernelSize, kernelSize] : kernelSize;
+    this.weight = this.registerParameter('weight', torchDefaultWeight_(empty([outChannels, inChannels / groups, kh, kw]), opts.generator));
+    if (opts.bias ?? true) {
+      const bound = 1 / Math.sqrt((inChannels / groups) * kh * kw);
+      this.bias = this.registerParameter('bias', uniform_(empty([outChannels]), -bound, bound, opts.generator));
+    } else {
+      this.bias = null;
+    }
+  }
+
+  forward(x: Tensor): Tensor {
+    return conv2d(x, this.weight, this.bias, this.opts);
+  }
+}
+
+/** y = x W^T + b; weight [out, in]. PyTorch's default init. */
+export class Linear extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    opts: { bias?: boolean; generator?: Generator } = {},
+  ) {
+    super();
+    positiveInt('Linear inFeatures', inFeatures);
+    positiveInt('Linear outFeatures', outFeatures);
+    this.weight = this.registerParameter('weight', torchDefaultWeight_(empty([outFeatures, inFeatures]), opts.generator));
+    const bound = 1 / Math.sqrt(inFeatures);
+    this.bias = opts.bias ?? true ? this.registerParameter('bias', uniform_(empty([outFeatures]), -bound, bound, opts.generator)) : null;
+  }
+
+  forward(x: Tensor): Tensor {
+    return linear(x, this.weight, this.bias);
+  }
+}
+
+export interface BatchNormOptions {
+  eps?: number;
+  /** Weight of each new batch in the running statistics (PyTorch convention, default 0.1; TensorFlow's decay d is 1 - d here). */
+  momentum?: number;
+  /** Learnable scale and shift (default true). */
+  affine?: boolean;
+}
+
+/**
+ * Batch normalisation over channels: batch statistics in training mode (and
+ * the running ones updated), running statistics in inference mode. Buffers
+ * running_mean, running_var and num_batches_tracked as in PyTorch.
+ */
+export class BatchNorm2d extends Module {
+  readonly weight: Tensor | null;
+  readonly bias: Tensor | null;
+  readonly runningMean: Tensor;
+  readonly runningVar: Tensor;
+  readonly numBatchesTracked: Tensor;
+
+  constructor(
+    readonly numFeatures: number,
+    readonly opts: BatchNormOptions = {},
+  ) {
+    super();
+    positiveInt('BatchNorm2d numFeatures', numFeatures);
+    const affine = opts.affine ?? true;
+    this.weight = affine ? this.registerParameter('weight', ones([numFeatures])) : null;
+    this.bias = affine ? this.registerParameter('bias', zeros([numFeatures])) : null;
+    this.runningMean = this.registerBuffer('running_mean', zeros([numFeatures]));
+    this.runningVar = this.registerBuffer('running_var', ones([numFeatures]));
+    this.numBatchesTracked = this.registerBuffer('num_batches_tracked', scalar(0, { dtype: 'int64' }));
+  }
+
+  forward(x: Tensor): Tensor {
+    if (this.training) this.numBatchesTracked.add_(1);
+    return batchNorm(x, {
+      weight: this.weight,
+      bias: this.bias,
+      runningMean: this.runningMean,
+      runningVar: this.runningVar,
+      training: this.training,
+      momentum: this.opts.momentum ?? 0.1,
+      eps: this.opts.eps ?? 1e-5,
+    });
+  }
+}
+
+/** Zeroes elements with probability p in training mode; identity in inference mode. */
+export class Dropout extends Module {
+  constructor(readonly p = 0.5) {
+    super();
+    if (!(p >= 0 && p < 1)) throw new Error(`Dropout: p must be in [0, 1), got ${p}`);
+  }
+
+  forward(x: Tensor): Tensor {
+    return dropout(x, this.p, this.training);
+  }
+}
+
+export class MaxPool2d extends Module {
+  constructor(
+    readonly kernelSize: Pair,
+    readonly opts: { stride?: Pair; padding?: Pair; ceilMode?: boolean } = {},
+  ) {
+    super();
+  }
+
+  forward(x: Tensor): Tensor {
+    return maxPool2d(x, this.kernelSize, this.opts);
+  }
+}
+
+export class AvgPool2d extends Module {
+  constructor(
+    readonly kernelSize: Pair,
+    readonly opts: { stride?: Pair; padding?: Pair; ceilMode?: boolean; countIncludePad?: boolean } = {},
+  ) {
+    super();
+  }
+
+  forward(x: Tensor): Tensor {
+    return avgPool2d(x, this.kernelSize, this.opts);
+  }
+}
+
+export class AdaptiveAvgPool2d extends Module {
+  constructor(readonly outputSize: Pair) {
+    super();
+  }
+
+  forward(x: Tensor): Tensor {
+    return adaptiveAvgPool2d(x, this.outputSize);
+  }
+}
+
+/** Flattens dimensions startDim..endDim (default: all but the batch dimension). */
+export class Flatten extends Module {
+  constructor(
+    readonly startDim = 1,
+    readonly endDim = -1,
+  ) {
+    super();
+  }
+
+  forward(x: Tensor): Tensor {
+    return x.flatten(this.startDim, this.endDim);
+  }
+}
+
+export class Identity extends Module {
+  forward(x: Tensor): Tensor {
+    return x;
+  }
+}
+
+/**
+ * Runs modules in order, naming them 0, 1, 2, ... as torch.nn.Sequential. Each
+ * intermediate result is freed as soon as the next module has consumed it:
+ * freeing at last use keeps the working set hot (autograd holds what backward
+ * needs on its own).
+ */
+export class Sequential extends Module {
+  readonly layers: Module[];
+
+  constructor(...layers: Module[]) {
+    super();
+    this.layers = layers;
+    layers.forEach((m, i) => this.registerModule(String(i), m));
+  }
+
+  forward(x: Tensor): Tensor {
+    let out = x;
+    for (const layer of this.layers) {
+      const next = layer.forward(out);
+      if (out !== x && next !== out) out.dispose();
+      out = next;
+    }
+    return out;
+  }
+}
