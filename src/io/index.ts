@@ -1,0 +1,19 @@
+/** Reading and writing tensors: safetensors files and atomic file replacement. */
+export {
+  encodeSafetensors,
+  decodeSafetensors,
+  saveSafetensors,
+  saveSafetensorsSync,
+  loadSafetensors,
+  loadSafetensorsSync,
+  readSafetensorsHeader,
+  SafetensorsError,
+  MAX_HEADER_BYTES,
+  type SafetensorsDType,
+  type SafetensorsEntry,
+  type SafetensorsHeader,
+  type SafetensorsContents,
+  type DecodeOptions,
+  type NamedTensors,
+} from './safetensors.js';
+export { writeFileAtomic, writeFileAtomicSync, type AtomicData, type AtomicDataSync, type AtomicWriteOptions } from './atomic.js';
