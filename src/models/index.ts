@@ -1,3 +1,4 @@
 /** The model zoo. */
 export { MnistCnn, type MnistCnnOptions } from './mnist-cnn.js';
 export { ResNet, BasicBlock, type ResNetOptions } from './resnet.js';
+export { Classifier, type ClassifierOptions } from './classifier.js';

@@ -1,0 +1,142 @@
+/**
+ * What every attack shares: eps checking and conversion from pixel units, the
+ * gradient of a loss with respect to the input only, the step by norm, the
+ * projection onto the eps ball and the valid range, and inference mode.
+ */
+import { type Generator, type Tensor, crossEntropy, grad, noGrad, scope, tensor } from '../engine/index.js';
+import type { Classifier } from '../models/classifier.js';
+
+/** The norm a step or a ball is measured in. */
+export type Norm = 'linf' | 'l2' | 'l1';
+
+/** eps in the paper's pixel units (0-255): one number, one per image, or a tensor [N]. */
+export type Eps = number | number[] | Tensor;
+
+/** Options every attack takes. */
+export interface AttackOptions {
+  /** Perturbation size in pixel units (0-255), one value or one per image. */
+  eps: Eps;
+  /** True labels (int64 [N]); needed by methods whose label source is 'true'. */
+  y?: Tensor;
+  /** Run the model in training mode (batch statistics, dropout) instead of inference mode (default false). */
+  training?: boolean;
+  /** Random stream for methods that draw noise or random targets. */
+  generator?: Generator;
+}
+
+/** Largest eps accepted, in pixel units: the whole range. */
+export const MAX_EPS = 255;
+
+/**
+ * Checks eps and returns it in the classifier's input units as a tensor
+ * [N, 1, 1, 1] (broadcasts over each image), with the largest value in pixel units.
+ */
+export function epsTensor(model: Classifier, x: Tensor, eps: Eps, name = 'eps'): { eps: Tensor; maxPixels: number } {
+  const n = x.shape[0] as number;
+  let values: number[];
+  if (typeof eps === 'number') {
+    values = new Array<number>(n).fill(eps);
+  } else if (Array.isArray(eps)) {
+    values = eps;
+  } else {
+    if (eps.rank !== 1) throw new Error(`${name} tensor must have shape [N], got [${eps.shape}]`);
+    values = Array.from(eps.to('float64').dataSync() as Float64Array);
+  }
+  if (values.length !== n) throw new Error(`${name} has ${values.length} values for a batch of ${n} images`);
+  values.forEach((v, i) => {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > MAX_EPS) {
+      throw new Error(`${name}${values.length > 1 ? `[${i}]` : ''} must be a number in [0, ${MAX_EPS}] pixel values, got ${v}`);
+    }
+  });
+  const scaled = tensor(Float64Array.from(values, (v) => v * model.pixelScale), { shape: [n, 1, 1, 1], dtype: x.dtype });
+  return { eps: scaled, maxPixels: Math.max(0, ...values) };
+}
+
+/** Checks the batch and the true labels (when given). */
+export function checkInputs(model: Classifier, x: Tensor, y: Tensor | undefined): void {
+  model.checkImages(x, 'x');
+  if (y === undefined) return;
+  checkLabels(model, x, y, 'y');
+}
+
+export function checkLabels(model: Classifier, x: Tensor, y: Tensor, name: string): void {
+  if (y.dtype !== 'int64') throw new Error(`${name} must be an int64 tensor of class indices, got ${y.dtype}`);
+  if (y.rank !== 1 || y.shape[0] !== x.shape[0]) throw new Error(`${name} must have shape [${x.shape[0]}], got [${y.shape}]`);
+  const [lo, hi] = scope(() => [y.min().item(), y.max().item()]) as [number, number];
+  if (lo < 0 || hi >= model.classes) throw new Error(`${name} holds class ${lo < 0 ? lo : hi}, outside 0..${model.classes - 1}`);
+}
+
+/**
+ * Runs `fn` with the classifier's module in inference mode (batch norm uses
+ * running statistics, dropout is off) unless `training`; restores each
+ * module's previous mode afterwards.
+ */
+export function inMode<T>(model: Classifier, training: boolean, fn: () => T): T {
+  const modules = model.module.modules();
+  const previous = modules.map((m) => m.training);
+  model.module.train(training);
+  try {
+    return fn();
+  } finally {
+    modules.forEach((m, i) => (m.training = previous[i] as boolean));
+  }
+}
+
+/**
+ * The gradient of `loss(logits)` with respect to the images only (no
+ * parameter gradients are computed). The loss is summed over the batch, so
+ * each image's gradient is its own loss's gradient.
+ */
+export function inputGradient(model: Classifier, x: Tensor, loss: (logits: Tensor) => Tensor): Tensor {
+  return scope(() => {
+    const xr = x.detach().requiresGrad_();
+    const [g] = grad(loss(model.logits(xr)), xr);
+    return g as Tensor;
+  });
+}
+
+/** Summed cross-entropy against `labels`: the loss J(X, y) of the paper. */
+export function crossEntropySum(labels: Tensor): (logits: Tensor) => Tensor {
+  return (logits) => crossEntropy(logits, labels, { reduction: 'sum' });
+}
+
+/**
+ * The step of unit size in `norm` along `g`, per image: sign(g) for L-inf,
+ * g / ||g||_2 for L2, g / ||g||_1 for L1 (the paper's fast gradient L1; see
+ * docs/attacks.md). An image whose gradient is zero gets a zero step.
+ */
+export function unitStep(g: Tensor, norm: Norm): Tensor {
+  return scope(() => {
+    if (norm === 'linf') return g.sign();
+    const p = norm === 'l2' ? 2 : 1;
+    const n = g.flatten(1).norm(p, 1, { keepDim: true }).reshape([g.shape[0] as number, 1, 1, 1]);
+    return g.div(n.clamp(1e-30));
+  });
+}
+
+/** Clips to the classifier's input range. */
+export function clipToRange(model: Classifier, x: Tensor): Tensor {
+  return x.clamp(model.inputRange[0], model.inputRange[1]);
+}
+
+/**
+ * Clip_{X,eps}: projects xAdv onto the `norm` ball of radius eps (per image)
+ * around x, then onto the valid range.
+ */
+export function project(model: Classifier, x: Tensor, xAdv: Tensor, eps: Tensor, norm: Norm): Tensor {
+  return scope(() => {
+    let delta = xAdv.sub(x);
+    if (norm === 'linf') {
+      delta = delta.clamp(eps.neg(), eps);
+    } else {
+      const n = delta.flatten(1).norm(norm === 'l2' ? 2 : 1, 1, { keepDim: true }).reshape(eps.shape);
+      delta = delta.mul(eps.div(n.clamp(1e-30)).clamp(null, 1));
+    }
+    return clipToRange(model, x.add(delta));
+  });
+}
+
+/** x + eps * direction, clipped to the valid range, without recording a graph. */
+export function applyStep(model: Classifier, x: Tensor, direction: Tensor, eps: Tensor, sense: 1 | -1 = 1): Tensor {
+  return noGrad(() => scope(() => clipToRange(model, x.detach().add(direction.mul(eps), sense))));
+}

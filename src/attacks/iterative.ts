@@ -1,0 +1,136 @@
+/**
+ * Iterative methods: a loop over a one-step step and a projection onto the eps
+ * ball and the valid range after every step.
+ *   basic iter.: X_{n+1} = Clip_{X,eps}(X_n + alpha sign(grad J(X_n, y_true)))
+ *   iter. l.l.:  X_{n+1} = Clip_{X,eps}(X_n - alpha sign(grad J(X_n, y_LL))), y_LL fixed from the clean X
+ *   PGD:         basic iter. from a uniform random start in the ball (any norm)
+ *   MI-FGSM:     g_{n+1} = mu g_n + grad / ||grad||_1, X_{n+1} = Clip_{X,eps}(X_n + alpha sign(g_{n+1}))
+ */
+import { type Tensor, noGrad, rand, scope, zerosLike } from '../engine/index.js';
+import type { Classifier } from '../models/classifier.js';
+import {
+  type AttackOptions, type Norm, checkInputs, crossEntropySum, epsTensor, inMode, inputGradient, project, unitStep,
+} from './common.js';
+import { type LabelSource, chooseLabels } from './labels.js';
+
+export interface IterativeOptions extends AttackOptions {
+  /** Step size in pixel units (default 1, the paper's alpha). */
+  alpha?: number;
+  /** Number of steps (default: the paper's min(eps + 4, 1.25 eps), rounded up, for the largest eps). */
+  steps?: number;
+  /** Label source; each method has its own default. */
+  label?: LabelSource;
+  /** Called after every step with the step index (0-based): progress and early inspection. */
+  onStep?: (step: number, xAdv: Tensor) => void;
+}
+
+/** The paper's iteration count for eps in pixel units: ceil(min(eps + 4, 1.25 eps)). */
+export function paperSteps(epsPixels: number): number {
+  return Math.ceil(Math.min(epsPixels + 4, 1.25 * epsPixels));
+}
+
+interface LoopSpec {
+  label: LabelSource;
+  sense: 1 | -1;
+  norm: Norm;
+  randomStart: boolean;
+  momentum: number | null;
+  defaultAlpha: (epsMax: number, steps: number) => number;
+  defaultSteps: (epsMax: number) => number;
+}
+
+function checkCount(name: string, v: number, integer: boolean): void {
+  if (!Number.isFinite(v) || v < 0 || (integer && !Number.isInteger(v))) {
+    throw new Error(`${name} must be a ${integer ? 'non-negative integer' : 'non-negative number'}, got ${v}`);
+  }
+}
+
+function iterate(model: Classifier, x: Tensor, spec: LoopSpec, opts: IterativeOptions): Tensor {
+  checkInputs(model, x, opts.y);
+  return scope(() => {
+    const { eps, maxPixels } = epsTensor(model, x, opts.eps);
+    const steps = opts.steps ?? spec.defaultSteps(maxPixels);
+    checkCount('steps', steps, true);
+    const alphaPixels = opts.alpha ?? spec.defaultAlpha(maxPixels, steps);
+    checkCount('alpha', alphaPixels, false);
+    const alpha = alphaPixels * model.pixelScale;
+    return inMode(model, opts.training ?? false, () => {
+      const labels = chooseLabels(model, x, opts.label ?? spec.label, { y: opts.y, generator: opts.generator });
+      const clean = x.detach();
+      let xAdv = clean;
+      if (spec.randomStart) {
+        xAdv = noGrad(() => scope(() => {
+          const u = rand(x.shape, { generator: opts.generator, dtype: x.dtype }).mul(2).sub(1);
+          // Uniform in the L-inf ball; for L2/L1 the projection brings it inside the ball.
+          return project(model, clean, clean.add(u.mul(eps)), eps, spec.norm);
+        }));
+      }
+      // The accumulated gradient of MI-FGSM, carried across steps.
+      let velocity: Tensor | null = spec.momentum === null ? null : zerosLike(x).keep();
+      try {
+        for (let i = 0; i < steps; i++) {
+          const next = scope(() => {
+            const g = inputGradient(model, xAdv, crossEntropySum(labels));
+            let direction: Tensor;
+            if (velocity !== null) {
+              const previous: Tensor = velocity;
+              const v = noGrad(() => previous.mul(spec.momentum as number).add(unitStep(g, 'l1'))).keep();
+              previous.dispose();
+              velocity = v;
+              direction = v.sign();
+            } else {
+              direction = unitStep(g, spec.norm);
+            }
+            return noGrad(() => project(model, clean, xAdv.add(direction, spec.sense * alpha), eps, spec.norm));
+          });
+          if (xAdv !== clean) xAdv.dispose();
+          xAdv = next;
+          opts.onStep?.(i, xAdv);
+        }
+      } finally {
+        velocity?.dispose();
+      }
+      return xAdv === clean ? clean.clone() : xAdv;
+    });
+  });
+}
+
+const paperAlpha = (): number => 1;
+
+/** Basic iterative method (the paper's "basic iter."): alpha 1 pixel, min(eps + 4, 1.25 eps) steps, true label. */
+export function basicIter(model: Classifier, x: Tensor, opts: IterativeOptions): Tensor {
+  return iterate(model, x, { label: 'true', sense: 1, norm: 'linf', randomStart: false, momentum: null, defaultAlpha: paperAlpha, defaultSteps: paperSteps }, opts);
+}
+
+/** Iterative least-likely class method ("iter. l.l."): descends towards y_LL chosen on the clean image. */
+export function iterLL(model: Classifier, x: Tensor, opts: IterativeOptions): Tensor {
+  return iterate(model, x, { label: 'leastLikely', sense: -1, norm: 'linf', randomStart: false, momentum: null, defaultAlpha: paperAlpha, defaultSteps: paperSteps }, opts);
+}
+
+export interface PgdOptions extends IterativeOptions {
+  /** Ball and step norm (default 'linf'). */
+  norm?: Norm;
+}
+
+/** PGD: a uniform random start in the ball, then projected steps; defaults 10 steps of 2.5 eps / 10. */
+export function pgd(model: Classifier, x: Tensor, opts: PgdOptions): Tensor {
+  return iterate(model, x, {
+    label: 'true', sense: 1, norm: opts.norm ?? 'linf', randomStart: true, momentum: null,
+    defaultAlpha: (e, s) => (2.5 * e) / Math.max(s, 1), defaultSteps: () => 10,
+  }, opts);
+}
+
+export interface MomentumOptions extends IterativeOptions {
+  /** Decay of the accumulated gradient (default 1). */
+  decay?: number;
+}
+
+/** Momentum iterative FGSM: defaults 10 steps of eps / 10, decay 1. */
+export function miFgsm(model: Classifier, x: Tensor, opts: MomentumOptions): Tensor {
+  const decay = opts.decay ?? 1;
+  checkCount('decay', decay, false);
+  return iterate(model, x, {
+    label: 'true', sense: 1, norm: 'linf', randomStart: false, momentum: decay,
+    defaultAlpha: (e, s) => e / Math.max(s, 1), defaultSteps: () => 10,
+  }, opts);
+}

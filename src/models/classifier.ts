@@ -1,0 +1,108 @@
+/**
+ * The classifier contract attacks, training and evaluation work against: a
+ * module that maps a batch of images to logits, with the input range the
+ * images live in and the preprocessing the module expects.
+ *
+ * Images are passed in the classifier's declared input range (e.g. [0, 1] for
+ * MNIST tensors, [0, 255] for raw pixels); `preprocess` (per-channel mean and
+ * std, RGB to BGR) runs inside `logits()`. An eps in the paper's pixel units
+ * (0-255) becomes eps * (high - low) / 255 in the input range.
+ */
+import { type Tensor, scope, tensor } from '../engine/index.js';
+import type { Module } from '../nn/index.js';
+
+export interface ClassifierOptions {
+  /** [low, high] of the images the classifier takes (default [0, 1]). */
+  inputRange?: [number, number];
+  /** Per-channel values subtracted after the range (e.g. ImageNet means), in input units. */
+  mean?: number[];
+  /** Per-channel divisors applied after the mean. */
+  std?: number[];
+  /** Reverse the channel order (RGB to BGR) before the module, as Caffe-style models expect. */
+  bgr?: boolean;
+  /** Number of classes (checked against the logits on first use). */
+  classes: number;
+  classNames?: string[];
+  /** Shape of one image, [C, H, W]. */
+  inputShape: [number, number, number];
+  /** Memory format the module runs fastest in (default 'channelsLast'). */
+  memoryFormat?: 'contiguous' | 'channelsLast';
+}
+
+export class Classifier {
+  readonly inputRange: [number, number];
+  readonly classes: number;
+  readonly classNames?: string[];
+  readonly inputShape: [number, number, number];
+  private readonly mean: Tensor | null;
+  private readonly std: Tensor | null;
+  private readonly bgr: boolean;
+  private readonly memoryFormat: 'contiguous' | 'channelsLast';
+
+  constructor(
+    readonly module: Module,
+    opts: ClassifierOptions,
+  ) {
+    const [low, high] = opts.inputRange ?? [0, 1];
+    if (!(Number.isFinite(low) && Number.isFinite(high) && low < high)) {
+      throw new Error(`Classifier: inputRange must be [low, high] with low < high, got [${opts.inputRange}]`);
+    }
+    if (!Number.isInteger(opts.classes) || opts.classes < 2) throw new Error(`Classifier: classes must be an integer >= 2, got ${opts.classes}`);
+    if (opts.classNames && opts.classNames.length !== opts.classes) {
+      throw new Error(`Classifier: ${opts.classNames.length} class names given for ${opts.classes} classes`);
+    }
+    const channels = opts.inputShape[0];
+    for (const [name, v] of [['mean', opts.mean], ['std', opts.std]] as const) {
+      if (v && v.length !== channels) throw new Error(`Classifier: ${name} has ${v.length} values for ${channels} channels`);
+    }
+    if (opts.std?.some((s) => !(s > 0))) throw new Error(`Classifier: std values must be positive, got [${opts.std}]`);
+    this.inputRange = [low, high];
+    this.classes = opts.classes;
+    this.classNames = opts.classNames;
+    this.inputShape = opts.inputShape;
+    this.mean = opts.mean ? tensor(opts.mean).reshape([1, channels, 1, 1]).keep() : null;
+    this.std = opts.std ? tensor(opts.std).reshape([1, channels, 1, 1]).keep() : null;
+    this.bgr = opts.bgr ?? false;
+    this.memoryFormat = opts.memoryFormat ?? 'channelsLast';
+  }
+
+  /** How many input units one pixel value (1/255 of the range) is. */
+  get pixelScale(): number {
+    return (this.inputRange[1] - this.inputRange[0]) / 255;
+  }
+
+  /** Logits [N, classes] for images [N, C, H, W] in the input range. */
+  logits(x: Tensor): Tensor {
+    this.checkImages(x, 'x');
+    return scope(() => {
+      let h = x;
+      if (this.memoryFormat === 'channelsLast' && !h.isContiguous('channelsLast')) h = h.contiguous('channelsLast');
+      if (this.mean) h = h.sub(this.mean);
+      if (this.std) h = h.div(this.std);
+      if (this.bgr) h = h.flip([1]);
+      const out = this.module.forward(h);
+      const shape = out.shape;
+      if (shape.length !== 2 || shape[1] !== this.classes) {
+        throw new Error(`Classifier: the module returned shape [${shape}], expected [N, ${this.classes}]`);
+      }
+      return out;
+    });
+  }
+
+  /** Throws unless `x` is a float batch [N, C, H, W] matching the input shape. */
+  checkImages(x: Tensor, name: string): void {
+    const s = x.shape;
+    const [c, h, w] = this.inputShape;
+    if (s.length !== 4 || s[1] !== c || s[2] !== h || s[3] !== w) {
+      throw new Error(`${name} must have shape [N, ${c}, ${h}, ${w}], got [${s}]`);
+    }
+    if (!['float32', 'float64', 'bfloat16', 'float16'].includes(x.dtype)) throw new Error(`${name} must be floating point, got ${x.dtype}`);
+  }
+
+  /** Frees the preprocessing constants and the module's weights. */
+  dispose(): void {
+    this.mean?.dispose();
+    this.std?.dispose();
+    this.module.dispose();
+  }
+}
