@@ -34,7 +34,13 @@ export const MAX_EPS = 255;
 export function epsTensor(model: Classifier, x: Tensor, eps: Eps, name = 'eps'): { eps: Tensor; maxPixels: number } {
   const n = x.shape[0] as number;
   let values: number[];
+  const check = (v: number, where: string): void => {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > MAX_EPS) {
+      throw new Error(`${name}${where} must be a number in [0, ${MAX_EPS}] pixel values, got ${v}`);
+    }
+  };
   if (typeof eps === 'number') {
+    check(eps, '');
     values = new Array<number>(n).fill(eps);
   } else if (Array.isArray(eps)) {
     values = eps;
@@ -43,11 +49,7 @@ export function epsTensor(model: Classifier, x: Tensor, eps: Eps, name = 'eps'):
     values = Array.from(eps.to('float64').dataSync() as Float64Array);
   }
   if (values.length !== n) throw new Error(`${name} has ${values.length} values for a batch of ${n} images`);
-  values.forEach((v, i) => {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > MAX_EPS) {
-      throw new Error(`${name}${values.length > 1 ? `[${i}]` : ''} must be a number in [0, ${MAX_EPS}] pixel values, got ${v}`);
-    }
-  });
+  if (typeof eps !== 'number') values.forEach((v, i) => check(v, `[${i}]`));
   const scaled = tensor(Float64Array.from(values, (v) => v * model.pixelScale), { shape: [n, 1, 1, 1], dtype: x.dtype });
   return { eps: scaled, maxPixels: Math.max(0, ...values) };
 }

@@ -1,0 +1,3 @@
+/** Datasets. */
+export * from './idx.js';
+export * from './mnist.js';
