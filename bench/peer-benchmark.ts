@@ -7,14 +7,12 @@
  *        [--batch 128] [--threads 2] [--models mnist-cnn,resnet20]
  *        [--modes forward,fgsm,train] [--json out.json] [--markdown docs/benchmarks.md]
  */
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { writeFileSync } from 'node:fs';
 import { cpus, hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import { buildInfo, setNumThreads } from '../src/index.js';
 import { type BenchMode, type BenchModel, MODELS, measure, workload } from './workloads.js';
+import { median, startPeer } from './peer-process.js';
 
 interface Row {
   model: BenchModel;
@@ -58,40 +56,9 @@ for (const m of models) if (!(m in MODELS)) throw new Error(`--models: unknown m
 const modes = args.modes.split(',') as BenchMode[];
 for (const m of modes) if (!['forward', 'fgsm', 'train'].includes(m)) throw new Error(`--modes: unknown mode '${m}'`);
 
-/** The PyTorch process: one JSON request per line, one answer per line. */
-function startPeer(): { ask: (req: object) => Promise<{ imagesPerSec: number }>; close: () => void; version: Promise<string> } {
-  const script = fileURLToPath(new URL('./peer.py', import.meta.url));
-  const child = spawn(args.python, [script], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout });
-  const waiting: ((line: string) => void)[] = [];
-  lines.on('line', (line) => waiting.shift()?.(line));
-  const next = (): Promise<string> =>
-    new Promise((resolve, reject) => {
-      waiting.push(resolve);
-      child.once('exit', (code) => reject(new Error(`PyTorch peer exited with code ${code}`)));
-    });
-  const version = next().then((l) => (JSON.parse(l) as { torch: string }).torch);
-  return {
-    version,
-    ask: async (req) => {
-      const answer = next();
-      child.stdin.write(JSON.stringify(req) + '\n');
-      const out = JSON.parse(await answer) as { imagesPerSec: number; error?: string };
-      if (out.error) throw new Error(`PyTorch peer failed on ${JSON.stringify(req)}: ${out.error}`);
-      return out;
-    },
-    close: () => child.stdin.end(),
-  };
-}
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
-};
-
 async function main(): Promise<void> {
   setNumThreads(threads);
-  const peer = startPeer();
+  const peer = startPeer(args.python);
   const torchVersion = await peer.version;
   const rows: Row[] = [];
   for (const model of models) {

@@ -91,6 +91,16 @@ def make_step(model, mode, x, y):
             loss = F.cross_entropy(model(xr), y)
             (g,) = torch.autograd.grad(loss, xr)
             (xr.detach() + (8 / 255) * g.sign()).clamp_(0, 1)
+    elif mode == "fgsm-eps-loop":
+        # How per-eps libraries do it: one forward and backward pass per eps value.
+        model.eval()
+
+        def step():
+            for eps in (2, 4, 8, 16):
+                xr = x.detach().requires_grad_(True)
+                loss = F.cross_entropy(model(xr), y)
+                (g,) = torch.autograd.grad(loss, xr)
+                (xr.detach() + (eps / 255) * g.sign()).clamp_(0, 1)
     elif mode == "train":
         model.train()
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
