@@ -17,3 +17,8 @@ export {
   type NamedTensors,
 } from './safetensors.js';
 export { writeFileAtomic, writeFileAtomicSync, type AtomicData, type AtomicDataSync, type AtomicWriteOptions } from './atomic.js';
+export {
+  saveCheckpoint, saveCheckpointSync, loadCheckpointSync, encodeCheckpoint, decodeCheckpoint, disposeCheckpoint, CheckpointError,
+  CHECKPOINT_FORMAT, type Checkpoint, type Json,
+} from './checkpoint.js';
+export { encodePng, tensorToPng } from './png.js';

@@ -1,0 +1,181 @@
+/**
+ * `advml attack`: adversarial images for a model and a set of images, for a
+ * list of methods and eps values, written as PNG files plus a JSON summary.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Generator, type Tensor, noGrad, scope } from '../engine/index.js';
+import * as A from '../attacks/index.js';
+import { loadFashionMnist, loadMnist, type ImageDataset } from '../data/index.js';
+import { tensorToPng, writeFileAtomicSync } from '../io/index.js';
+import { type Classifier, loadClassifier } from '../models/index.js';
+import { type Command, UsageError, parseOptions, positiveInt } from './command.js';
+
+const DATASETS: Record<string, (split: 'train' | 'test', limit: number) => ImageDataset> = {
+  mnist: (split, limit) => loadMnist(split, { limit }),
+  'fashion-mnist': (split, limit) => loadFashionMnist(split, { limit }),
+};
+
+/** Parses 'mnist:test' style dataset names. */
+export function parseDataset(spec: string, command: string): { name: string; split: 'train' | 'test' } {
+  const [name, split = 'test'] = spec.split(':');
+  if (!name || !(name in DATASETS)) throw new UsageError(`advml ${command}: --data: unknown dataset '${name}' (known: ${Object.keys(DATASETS).join(', ')})`);
+  if (split !== 'train' && split !== 'test') throw new UsageError(`advml ${command}: --data: split must be train or test, got '${split}'`);
+  return { name, split };
+}
+
+/** Parses a comma-separated eps list in pixel units. */
+export function parseEpsList(text: string, command: string): number[] {
+  const values = text.split(',').map((s) => Number(s.trim()));
+  for (const [i, v] of values.entries()) {
+    if (!Number.isFinite(v) || v < 0 || v > A.MAX_EPS) {
+      throw new UsageError(`advml ${command}: --eps value ${i + 1} ('${text.split(',')[i]}') must be a number in [0, ${A.MAX_EPS}] pixel values`);
+    }
+  }
+  return values;
+}
+
+interface Result {
+  method: string;
+  eps: number;
+  labelSource: string;
+  accuracy: number;
+  perImage: { index: number; label: number; clean: number; adversarial: number; linf: number; l2: number; file: string }[];
+}
+
+export const attack: Command = {
+  name: 'attack',
+  help: `Usage: advml attack --model CHECKPOINT --data DATASET[:SPLIT] --out DIR [options]
+
+Makes adversarial images with each method and eps, and writes them as PNG
+files (DIR/METHOD/eps-E/INDEX.png) with DIR/summary.json: the clean and
+adversarial prediction of every image, its label, the perturbation's L-inf and
+L2 norms in pixel units, and the accuracy for each method and eps.
+
+Options:
+  --model FILE      a checkpoint written by advml (advml train, or the library)
+  --data NAME       mnist or fashion-mnist, with :test (default) or :train
+  --limit N         number of images, from the start of the split (default 16)
+  --method LIST     comma-separated methods (default fgsm); one of:
+                    ${A.METHOD_NAMES.join(', ')}
+  --eps LIST        comma-separated eps in pixel units 0-255 (default 2,4,8,16)
+  --label SOURCE    label source for gradient methods: true, predicted, leastLikely,
+                    random (default: each method's own)
+  --seed N          seed for random methods and targets (default 0)
+  --batch N         images per batch (default 128)
+  --no-images       write only the summary
+  --out DIR         output directory (created)
+  -h, --help        show this help`,
+  async run(argv) {
+    const { values: o } = parseOptions('attack', argv, {
+      model: { type: 'string' },
+      data: { type: 'string', default: 'mnist:test' },
+      limit: { type: 'string' },
+      method: { type: 'string', default: 'fgsm' },
+      eps: { type: 'string', default: '2,4,8,16' },
+      label: { type: 'string' },
+      seed: { type: 'string' },
+      batch: { type: 'string' },
+      'no-images': { type: 'boolean' },
+      out: { type: 'string' },
+    });
+    if (!o.model) throw new UsageError("advml attack: --model is required (a checkpoint file); see 'advml attack --help'");
+    if (!o.out) throw new UsageError("advml attack: --out is required (a directory for the images and summary.json)");
+    const methods = o.method.split(',').map((m) => m.trim());
+    for (const m of methods) {
+      if (!(A.METHOD_NAMES as readonly string[]).includes(m)) throw new UsageError(`advml attack: --method: unknown method '${m}' (known: ${A.METHOD_NAMES.join(', ')})`);
+    }
+    const label = o.label as A.LabelSource | undefined;
+    if (label !== undefined && !A.LABEL_SOURCES.includes(label)) {
+      throw new UsageError(`advml attack: --label must be one of ${A.LABEL_SOURCES.join(', ')}, got '${label}'`);
+    }
+    const epsList = parseEpsList(o.eps, 'attack');
+    const limit = positiveInt('attack', 'limit', o.limit, 16);
+    const batch = positiveInt('attack', 'batch', o.batch, 128);
+    const seed = o.seed === undefined ? 0 : Number(o.seed);
+    if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`advml attack: --seed must be a non-negative integer, got '${o.seed}'`);
+    const { name, split } = parseDataset(o.data, 'attack');
+
+    const model = loadClassifier(o.model);
+    const data = DATASETS[name]!(split, limit);
+    const results = new Map<string, Result>();
+    const key = (m: string, e: number): string => `${m}@${e}`;
+    try {
+      for (const m of methods) {
+        for (const e of epsList) {
+          results.set(key(m, e), { method: m, eps: e, labelSource: labelSourceOf(m, label), accuracy: 0, perImage: [] });
+        }
+      }
+      const n = data.images.shape[0] as number;
+      for (let start = 0; start < n; start += batch) {
+        scope(() => {
+          const count = Math.min(batch, n - start);
+          const x = data.images.narrow(0, start, count);
+          const y = data.labels.narrow(0, start, count);
+          const clean = predict(model, x);
+          for (const m of methods) {
+            const advs = adversarial(model, x, y, m, epsList, label, seed);
+            epsList.forEach((e, i) => record(results.get(key(m, e)) as Result, model, x, y, clean, advs[i] as Tensor, start, o.out as string, !o['no-images']));
+          }
+        });
+      }
+      for (const r of results.values()) r.accuracy = r.perImage.filter((p) => p.adversarial === p.label).length / r.perImage.length;
+      const summary = {
+        model: o.model,
+        data: `${name}:${split}`,
+        images: n,
+        cleanAccuracy: scope(() => predict(model, data.images).eq(data.labels).to('float32').mean().item()),
+        results: [...results.values()],
+      };
+      mkdirSync(o.out, { recursive: true });
+      writeFileAtomicSync(join(o.out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+      console.log(`${n} images of ${name}:${split}, clean accuracy ${(summary.cleanAccuracy * 100).toFixed(1)}%`);
+      for (const r of results.values()) {
+        console.log(`  ${r.method.padEnd(15)} eps ${String(r.eps).padStart(5)}  label ${r.labelSource.padEnd(11)}  accuracy ${(r.accuracy * 100).toFixed(1)}%`);
+      }
+      console.log(`wrote ${join(o.out, 'summary.json')}`);
+    } finally {
+      data.images.dispose();
+      data.labels.dispose();
+      model.dispose();
+    }
+    return 0;
+  },
+};
+
+function labelSourceOf(method: string, override: A.LabelSource | undefined): string {
+  const m = (A.ONE_STEP_METHODS as Record<string, A.OneStepMethod>)[method];
+  if (m?.kind === 'gradient') return m.objective === 'entropy' ? 'none' : (override ?? m.label);
+  if (m) return method === 'r-step-ll' ? (override ?? 'leastLikely') : 'none';
+  return override ?? (method === 'iter-ll' ? 'leastLikely' : 'true');
+}
+
+function predict(model: Classifier, x: Tensor): Tensor {
+  return noGrad(() => scope(() => model.logits(x).argmax(1)));
+}
+
+/** Adversarial batches for one method and every eps: the grid for one-step methods, a loop otherwise. */
+function adversarial(model: Classifier, x: Tensor, y: Tensor, method: string, epsList: number[], label: A.LabelSource | undefined, seed: number): Tensor[] {
+  const oneStep = (A.ONE_STEP_METHODS as Record<string, A.OneStepMethod>)[method];
+  if (oneStep) return A.oneStepGrid(model, x, [oneStep], { eps: epsList, y, label, seed }).get(method) as Tensor[];
+  const run = A.attackByName(method);
+  return epsList.map((eps) => run(model, x, { eps, y, label, generator: new Generator(seed) }));
+}
+
+function record(r: Result, model: Classifier, x: Tensor, y: Tensor, clean: Tensor, adv: Tensor, start: number, out: string, images: boolean): void {
+  const pred = predict(model, adv);
+  const scale = 1 / model.pixelScale;
+  const delta = adv.sub(x).flatten(1).mul(scale);
+  const linf = Array.from(delta.abs().max(1).dataSync() as Float32Array);
+  const l2 = Array.from(delta.norm(2, 1).dataSync() as Float32Array);
+  const labels = y.toArray() as number[];
+  const cleanPred = clean.toArray() as number[];
+  const advPred = pred.toArray() as number[];
+  const dir = join(out, r.method, `eps-${r.eps}`);
+  if (images) mkdirSync(dir, { recursive: true });
+  for (let i = 0; i < labels.length; i++) {
+    const file = join(r.method, `eps-${r.eps}`, `${start + i}.png`);
+    if (images) writeFileAtomicSync(join(out, file), tensorToPng(adv.select(0, i), model.inputRange));
+    r.perImage.push({ index: start + i, label: labels[i] as number, clean: cleanPred[i] as number, adversarial: advPred[i] as number, linf: linf[i] as number, l2: l2[i] as number, file: images ? file : '' });
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * Models by name, so a checkpoint can say what to rebuild: an architecture,
+ * its options, and the classifier spec (input shape and range, classes,
+ * preprocessing).
+ */
+import { Generator } from '../engine/index.js';
+import { type Checkpoint, type Json, disposeCheckpoint, loadCheckpointSync } from '../io/index.js';
+import type { ActivationName, Module } from '../nn/index.js';
+import { Classifier, type ClassifierOptions } from './classifier.js';
+import { MnistCnn } from './mnist-cnn.js';
+import { ResNet } from './resnet.js';
+
+export type Architecture = 'mnist-cnn' | 'resnet';
+
+/** Options shared by the zoo's architectures. */
+export interface ArchitectureOptions {
+  width?: number;
+  activation?: ActivationName;
+  /** beta of ReLUDecay. */
+  beta?: number;
+  /** ResNet depth (6n + 2). */
+  depth?: number;
+  seed?: number;
+}
+
+/** Everything needed to rebuild a classifier (without its weights). */
+export interface ModelSpec {
+  architecture: Architecture;
+  options: ArchitectureOptions;
+  classifier: Omit<ClassifierOptions, 'memoryFormat'>;
+}
+
+export const ARCHITECTURES: readonly Architecture[] = ['mnist-cnn', 'resnet'];
+
+/** Builds a freshly initialised classifier from a spec. */
+export function buildClassifier(spec: ModelSpec): Classifier {
+  const { architecture, options: o, classifier: c } = spec;
+  const generator = o.seed === undefined ? undefined : new Generator(o.seed);
+  const common = {
+    inChannels: c.inputShape[0],
+    classes: c.classes,
+    width: o.width,
+    activation: o.activation,
+    activationOptions: o.beta === undefined ? undefined : { beta: o.beta },
+    generator,
+  };
+  let module: Module;
+  switch (architecture) {
+    case 'mnist-cnn':
+      if (c.inputShape[1] !== c.inputShape[2]) throw new Error(`mnist-cnn needs square images, got [${c.inputShape}]`);
+      module = new MnistCnn({ ...common, imageSize: c.inputShape[1] });
+      break;
+    case 'resnet':
+      module = new ResNet({ ...common, depth: o.depth });
+      break;
+    default:
+      throw new Error(`unknown architecture '${String(architecture)}': expected ${ARCHITECTURES.join(' or ')}`);
+  }
+  return new Classifier(module.toMemoryFormat('channelsLast'), c);
+}
+
+/** Rebuilds the classifier a checkpoint describes and loads its weights (strictly). */
+export function classifierFromCheckpoint(c: Checkpoint): Classifier {
+  const model = buildClassifier(c.model as unknown as ModelSpec);
+  model.module.loadStateDict(c.weights);
+  model.module.eval();
+  return model;
+}
+
+/** Loads a checkpoint file as an inference-mode classifier. */
+export function loadClassifier(path: string): Classifier {
+  const c = loadCheckpointSync(path);
+  try {
+    return classifierFromCheckpoint(c);
+  } catch (e) {
+    throw new Error(`checkpoint ${path}: ${(e as Error).message}`);
+  } finally {
+    disposeCheckpoint(c);
+  }
+}
+
+/** The spec as the JSON a checkpoint stores. */
+export function specJson(spec: ModelSpec): { [key: string]: Json } {
+  return JSON.parse(JSON.stringify(spec)) as { [key: string]: Json };
+}

@@ -1,0 +1,91 @@
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli } from '../helpers/cli.js';
+import { writeMnistCheckpoint } from '../helpers/checkpoints.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'advml-attack-'));
+const ckpt = join(dir, 'mnist.safetensors');
+
+before(() => writeMnistCheckpoint(ckpt));
+
+interface Summary {
+  images: number;
+  cleanAccuracy: number;
+  results: { method: string; eps: number; labelSource: string; accuracy: number; perImage: { linf: number; l2: number; file: string; label: number; adversarial: number }[] }[];
+}
+
+test('advml attack writes PNGs and a summary with predictions and perturbation norms', () => {
+  const out = join(dir, 'out');
+  const r = runCli(['attack', '--model', ckpt, '--data', 'mnist:test', '--limit', '20', '--method', 'fgsm,step-ll,basic-iter', '--eps', '4,16', '--out', out]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /20 images of mnist:test, clean accuracy/);
+  const s = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as Summary;
+  assert.equal(s.images, 20);
+  assert.ok(s.cleanAccuracy > 0.6, `clean accuracy ${s.cleanAccuracy}`);
+  assert.deepEqual(s.results.map((x) => `${x.method}@${x.eps}:${x.labelSource}`), [
+    'fgsm@4:true', 'fgsm@16:true', 'step-ll@4:leastLikely', 'step-ll@16:leastLikely', 'basic-iter@4:true', 'basic-iter@16:true',
+  ]);
+  for (const res of s.results) {
+    assert.equal(res.perImage.length, 20);
+    for (const p of res.perImage) {
+      assert.ok(p.linf <= res.eps * (1 + 1e-5) + 1e-4, `${res.method}: L-inf ${p.linf} > eps ${res.eps}`);
+      const png = readFileSync(join(out, p.file));
+      assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]);
+      assert.equal(png.readUInt32BE(16), 28);
+      assert.equal(png.readUInt32BE(20), 28);
+      assert.equal(png[25], 0, 'grayscale PNG');
+    }
+    const acc = res.perImage.filter((p) => p.adversarial === p.label).length / 20;
+    assert.equal(res.accuracy, acc);
+  }
+  // FGSM moves some pixel by exactly eps; a stronger eps hurts at least as much.
+  const fgsm16 = s.results.find((x) => x.method === 'fgsm' && x.eps === 16)!;
+  assert.ok(fgsm16.perImage.every((p) => Math.abs(p.linf - 16) < 1e-3));
+  assert.ok(fgsm16.accuracy <= s.results.find((x) => x.method === 'fgsm' && x.eps === 4)!.accuracy);
+});
+
+test('advml attack: bad options give a clear message and exit code 2; a bad checkpoint names the file', () => {
+  const cases: [string[], RegExp][] = [
+    [['attack', '--model', ckpt, '--out', dir, '--method', 'deepfool'], /unknown method 'deepfool'/],
+    [['attack', '--model', ckpt, '--out', dir, '--eps', '4,-1'], /--eps value 2 \('-1'\) must be a number in \[0, 255\]/],
+    [['attack', '--model', ckpt, '--out', dir, '--eps', 'abc'], /--eps value 1/],
+    [['attack', '--model', ckpt, '--out', dir, '--label', 'target'], /--label must be one of true, predicted, leastLikely, random/],
+    [['attack', '--model', ckpt, '--out', dir, '--data', 'cifar'], /unknown dataset 'cifar'/],
+    [['attack', '--model', ckpt, '--out', dir, '--limit', '0'], /--limit must be a positive integer/],
+    [['attack', '--out', dir], /--model is required/],
+    [['attack', '--model', ckpt, '--out', dir, '--bogus'], /Unknown option '--bogus'/],
+  ];
+  for (const [args, message] of cases) {
+    const r = runCli(args);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+  }
+  const missing = runCli(['attack', '--model', join(dir, 'nope.safetensors'), '--out', dir]);
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /nope\.safetensors: cannot read \(ENOENT\)/);
+  const corrupt = join(dir, 'corrupt.safetensors');
+  const bytes = readFileSync(ckpt);
+  bytes[bytes.length - 100] = (bytes[bytes.length - 100] as number) ^ 0xff;
+  writeFileSync(corrupt, bytes);
+  const r = runCli(['attack', '--model', corrupt, '--out', join(dir, 'x')]);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /checkpoint .*corrupt\.safetensors: the tensors do not match the checksum/);
+  assert.ok(!existsSync(join(dir, 'x', 'summary.json')));
+});
+
+test('advml --help lists the commands and each command has --help', () => {
+  const r = runCli(['--help']);
+  assert.equal(r.status, 0);
+  for (const c of ['info', 'bench', 'attack']) {
+    assert.match(r.stdout, new RegExp(`^  ${c} `, 'm'));
+    const h = runCli([c, '--help']);
+    assert.equal(h.status, 0);
+    assert.match(h.stdout, new RegExp(`Usage: advml ${c}`));
+  }
+  const u = runCli(['frobnicate']);
+  assert.equal(u.status, 2);
+  assert.match(u.stderr, /unknown command 'frobnicate'/);
+});

@@ -1,0 +1,35 @@
+/** Small checkpoints for tests that need a model file. */
+import { Generator, crossEntropy, randperm, scope } from '../../src/index.js';
+import { loadMnist } from '../../src/data/index.js';
+import { saveCheckpointSync } from '../../src/io/index.js';
+import { type ModelSpec, buildClassifier, specJson } from '../../src/models/index.js';
+import { SGD } from '../../src/optim/index.js';
+
+export const MNIST_SPEC: ModelSpec = {
+  architecture: 'mnist-cnn',
+  options: { seed: 1 },
+  classifier: { classes: 10, inputShape: [1, 28, 28], inputRange: [0, 1] },
+};
+
+/** Trains the MNIST CNN for `steps` SGD steps of 100 images and saves it as a checkpoint. */
+export function writeMnistCheckpoint(path: string, steps = 40): void {
+  const model = buildClassifier(MNIST_SPEC);
+  const train = loadMnist('train', { limit: steps * 100 });
+  const opt = new SGD(model.module.parameters(), 0.05, { momentum: 0.9 });
+  const order = randperm(steps * 100, { generator: new Generator(2) });
+  model.module.train();
+  for (let i = 0; i < steps; i++) {
+    scope(() => {
+      const idx = order.narrow(0, i * 100, 100);
+      crossEntropy(model.logits(train.images.indexSelect(0, idx)), train.labels.indexSelect(0, idx)).backward();
+    });
+    opt.step();
+    opt.zeroGrad();
+  }
+  saveCheckpointSync(path, { model: specJson(MNIST_SPEC), weights: model.module.stateDict(), step: steps });
+  opt.dispose();
+  order.dispose();
+  train.images.dispose();
+  train.labels.dispose();
+  model.dispose();
+}
