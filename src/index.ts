@@ -6,3 +6,4 @@ export * as models from './models/index.js';
 export * as io from './io/index.js';
 export * as attacks from './attacks/index.js';
 export * as data from './data/index.js';
+export * as training from './training/index.js';

@@ -3,7 +3,7 @@
  * gradient of a loss with respect to the input only, the step by norm, the
  * projection onto the eps ball and the valid range, and inference mode.
  */
-import { type Generator, type Tensor, crossEntropy, grad, noGrad, scope, tensor } from '../engine/index.js';
+import { type Generator, type Tensor, crossEntropy, enableGrad, grad, noGrad, scope, tensor } from '../engine/index.js';
 import type { Classifier } from '../models/classifier.js';
 
 /** The norm a step or a ball is measured in. */
@@ -90,11 +90,12 @@ export function inMode<T>(model: Classifier, training: boolean, fn: () => T): T 
  * each image's gradient is its own loss's gradient.
  */
 export function inputGradient(model: Classifier, x: Tensor, loss: (logits: Tensor) => Tensor): Tensor {
-  return scope(() => {
+  // Gradients are recorded here even when the caller runs under noGrad().
+  return enableGrad(() => scope(() => {
     const xr = x.detach().requiresGrad_();
     const [g] = grad(loss(model.logits(xr)), xr);
     return g as Tensor;
-  });
+  }));
 }
 
 /** Summed cross-entropy against `labels`: the loss J(X, y) of the paper. */

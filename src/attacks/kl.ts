@@ -6,7 +6,7 @@
  * xi defaults to one pixel value: with float32 logits a much smaller start
  * leaves the gradient in rounding noise.
  */
-import { type Tensor, grad, klDiv, noGrad, randn, scope } from '../engine/index.js';
+import { type Tensor, enableGrad, grad, klDiv, noGrad, randn, scope } from '../engine/index.js';
 import type { Classifier } from '../models/classifier.js';
 import type { DirectionMethod, OneStepOptions } from './one-step.js';
 import { runOneStep } from './one-step.js';
@@ -18,7 +18,7 @@ export interface KlOptions extends OneStepOptions {
 
 export function klDirection(model: Classifier, x: Tensor, xiPixels: number, generator?: OneStepOptions['generator']): Tensor {
   if (!(xiPixels > 0) || !Number.isFinite(xiPixels)) throw new Error(`xi must be a positive number of pixel values, got ${xiPixels}`);
-  return scope(() => {
+  return enableGrad(() => scope(() => {
     const clean = noGrad(() => model.logits(x).logSoftmax(1));
     const d = randn(x.shape, { generator, dtype: x.dtype });
     const unit = d.div(d.flatten(1).norm(2, 1, { keepDim: true }).reshape([x.shape[0] as number, 1, 1, 1]).clamp(1e-30));
@@ -27,7 +27,7 @@ export function klDirection(model: Classifier, x: Tensor, xiPixels: number, gene
     // KL(p_clean || p_adv) = sum p_clean (log p_clean - log p_adv), summed over the batch.
     const [g] = grad(klDiv(adv, clean, { reduction: 'sum', logTarget: true }), r);
     return (g as Tensor).sign();
-  });
+  }));
 }
 
 export function klMethod(xi = 1): DirectionMethod {

@@ -158,3 +158,14 @@ test('attacks run in inference mode by default and restore the mode; training: t
   model.module.eval();
   assert.deepEqual(SHAPE, [3, 2, 2]);
 });
+
+test('attacks work when called under noGrad() and return tensors outside any graph', () => {
+  scope(() => {
+    const inside = noGrad(() => A.fgsm(model, x, { eps: 4, y }));
+    const outside = A.fgsm(model, x, { eps: 4, y });
+    assert.deepEqual(rows(inside), rows(outside));
+    assert.equal(outside.requiresGrad, false);
+    const it = noGrad(() => A.basicIter(model, x, { eps: 4, y, steps: 2 }));
+    assert.equal(it.requiresGrad, false);
+  });
+});

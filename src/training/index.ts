@@ -1,0 +1,3 @@
+/** Adversarial training: the paper's Algorithm 1 and its eps samplers. */
+export * from './eps.js';
+export * from './trainer.js';

@@ -1,0 +1,137 @@
+/**
+ * Adversarial training, the paper's Algorithm 1. For each minibatch of m
+ * examples, the first k are replaced by adversarial examples made from the
+ * CURRENT model (in inference mode), and one optimizer step is taken on
+ *
+ *   Loss = 1 / ((m - k) + lambda k) * ( sum_clean L(X_i | y_i) + lambda sum_adv L(X_adv_i | y_i) )
+ *
+ * with eps drawn independently per adversarial example. The first `delay`
+ * steps are clean only ("delayed" adversarial training); k = 0 is plain training.
+ */
+import { Generator, type Tensor, cat, crossEntropy, noGrad, scope } from '../engine/index.js';
+import { type LabelSource, type MethodName, METHOD_NAMES, attackByName } from '../attacks/index.js';
+import type { Classifier } from '../models/classifier.js';
+import type { Optimizer, Schedule } from '../optim/index.js';
+import { type EpsSpec, PAPER_EPS, checkEpsSpec, sampleEps } from './eps.js';
+
+export interface AdversarialConfig {
+  /** Adversarial examples per minibatch (k); the rest stay clean. 0 is plain training. */
+  adversarial: number;
+  /** Weight of the adversarial examples in the loss (default 0.3, the paper's). */
+  lambda?: number;
+  /** Attack used to make them (default 'step-ll', the paper's recommendation). */
+  method?: MethodName;
+  /** Label source for the attack (default: the method's own). */
+  label?: LabelSource;
+  /** Distribution of eps per adversarial example (default: the paper's truncated normal on [0, 16]). */
+  eps?: EpsSpec;
+  /** Clean-only steps before adversarial examples are mixed in (default 0). */
+  delay?: number;
+  /** Label smoothing of the training loss (default 0; Inception v3 uses 0.1). */
+  labelSmoothing?: number;
+  /** Steps of an iterative attack (default: its own). */
+  attackSteps?: number;
+}
+
+export interface StepStats {
+  step: number;
+  loss: number;
+  /** Accuracy on the clean part of the minibatch (null when all of it is adversarial). */
+  cleanAccuracy: number | null;
+  /** Accuracy on the adversarial part (null before the delay ends or with k = 0). */
+  adversarialAccuracy: number | null;
+  adversarialCount: number;
+  lr: number;
+}
+
+/** The paper's normalised mixed loss from per-example losses; the first k are adversarial. */
+export function mixedLoss(perExample: Tensor, k: number, lambda: number): Tensor {
+  const m = perExample.shape[0] as number;
+  if (k < 0 || k > m) throw new Error(`mixedLoss: k = ${k} is outside 0..${m}`);
+  return scope(() => {
+    const clean = k < m ? perExample.narrow(0, k, m - k).sum() : null;
+    const adv = k > 0 ? perExample.narrow(0, 0, k).sum().mul(lambda) : null;
+    const total = clean && adv ? clean.add(adv) : ((clean ?? adv) as Tensor);
+    return total.div(m - k + lambda * k);
+  });
+}
+
+export class AdversarialTrainer {
+  /** Steps taken. */
+  step = 0;
+  readonly lambda: number;
+  readonly method: MethodName;
+  readonly eps: EpsSpec;
+  readonly delay: number;
+  /** Draws eps values. */
+  readonly epsGenerator: Generator;
+  /** Draws random targets and noise inside attacks. */
+  readonly attackGenerator: Generator;
+
+  constructor(
+    readonly model: Classifier,
+    readonly optimizer: Optimizer,
+    readonly config: AdversarialConfig,
+    opts: { seed?: number; schedule?: Schedule } = {},
+  ) {
+    const k = config.adversarial;
+    if (!Number.isInteger(k) || k < 0) throw new Error(`adversarial (k) must be a non-negative integer, got ${k}`);
+    this.lambda = config.lambda ?? 0.3;
+    if (!(this.lambda >= 0) || !Number.isFinite(this.lambda)) throw new Error(`lambda must be a finite number >= 0, got ${this.lambda}`);
+    this.method = config.method ?? 'step-ll';
+    if (!METHOD_NAMES.includes(this.method)) throw new Error(`unknown attack method '${this.method}': expected one of ${METHOD_NAMES.join(', ')}`);
+    this.eps = checkEpsSpec(config.eps ?? PAPER_EPS);
+    this.delay = config.delay ?? 0;
+    if (!Number.isInteger(this.delay) || this.delay < 0) throw new Error(`delay must be a non-negative integer, got ${this.delay}`);
+    const s = config.labelSmoothing ?? 0;
+    if (!(s >= 0 && s < 1)) throw new Error(`labelSmoothing must be in [0, 1), got ${s}`);
+    const seed = opts.seed ?? 0;
+    this.epsGenerator = new Generator(seed * 2 + 1);
+    this.attackGenerator = new Generator(seed * 2 + 2);
+    this.schedule = opts.schedule;
+  }
+
+  private readonly schedule?: Schedule;
+
+  /** How many of a minibatch of m become adversarial at the current step. */
+  adversarialCount(m: number): number {
+    return this.step < this.delay ? 0 : Math.min(this.config.adversarial, m);
+  }
+
+  /** Makes the adversarial part of a batch from the current weights (inference mode), detached. */
+  makeAdversarial(x: Tensor, y: Tensor): Tensor {
+    const eps = sampleEps(this.eps, x.shape[0] as number, this.epsGenerator);
+    const attack = attackByName(this.method);
+    return attack(this.model, x, { eps, y, label: this.config.label, generator: this.attackGenerator, steps: this.config.attackSteps });
+  }
+
+  /** One step of Algorithm 1 on the minibatch (x, y). */
+  trainStep(x: Tensor, y: Tensor): StepStats {
+    const m = x.shape[0] as number;
+    const k = this.adversarialCount(m);
+    if (this.schedule) this.optimizer.lr = this.schedule(this.step);
+    const stats = scope(() => {
+      let batch = x;
+      if (k > 0) {
+        const adv = this.makeAdversarial(x.narrow(0, 0, k), y.narrow(0, 0, k));
+        batch = k < m ? cat([adv, x.narrow(0, k, m - k)]) : adv;
+      }
+      this.model.module.train();
+      const logits = this.model.logits(batch);
+      const perExample = crossEntropy(logits, y, { reduction: 'none', labelSmoothing: this.config.labelSmoothing ?? 0 });
+      const loss = mixedLoss(perExample, k, this.lambda);
+      loss.backward();
+      const correct = noGrad(() => logits.argmax(1).eq(y).to('float32'));
+      return {
+        loss: loss.item(),
+        cleanAccuracy: k < m ? correct.narrow(0, k, m - k).mean().item() : null,
+        adversarialAccuracy: k > 0 ? correct.narrow(0, 0, k).mean().item() : null,
+      };
+    });
+    this.optimizer.step();
+    this.optimizer.zeroGrad();
+    const lr = this.optimizer.lr;
+    this.step++;
+    return { step: this.step, ...stats, adversarialCount: k, lr };
+  }
+}
