@@ -9,8 +9,10 @@ namespace {
 
 using Info = Napi::CallbackInfo;
 
+// requires_grad_ (not set_requires_grad): it refuses to turn the flag off on a
+// non-leaf, which set_requires_grad silently ignored.
 Napi::Value setRequiresGrad(const Info& info) {
-  tensorAt(info, 0).set_requires_grad(boolAt(info, 1));
+  tensorAt(info, 0).requires_grad_(boolAt(info, 1));
   return info[0];
 }
 
@@ -34,9 +36,21 @@ Napi::Value getGrad(const Info& info) {
   return wrap(info.Env(), tensorAt(info, 0).grad());
 }
 
+// setGrad(t, g?): the checks PyTorch's .grad setter makes, so that a wrong
+// gradient fails here rather than later inside an optimizer or backward().
 Napi::Value setGrad(const Info& info) {
   at::Tensor& t = tensorAt(info, 0);
-  t.mutable_grad() = isAbsent(info, 1) ? at::Tensor() : tensorAt(info, 1);
+  if (isAbsent(info, 1)) {
+    t.mutable_grad() = at::Tensor();
+    return info.Env().Undefined();
+  }
+  const at::Tensor& g = tensorAt(info, 1);
+  TORCH_CHECK(g.scalar_type() == t.scalar_type(), "assigned grad has data of a different type (", g.scalar_type(),
+              " for a ", t.scalar_type(), " tensor)");
+  TORCH_CHECK(g.device() == t.device(), "assigned grad has data located on a different device");
+  TORCH_CHECK(g.sizes() == t.sizes(), "assigned grad has data of a different size (", g.sizes(),
+              " for a tensor of size ", t.sizes(), ")");
+  t.mutable_grad() = g;
   return info.Env().Undefined();
 }
 

@@ -12,8 +12,13 @@
 
 namespace advml {
 
-// A JavaScript tensor handle is a Napi::External pointing at a Holder. Dispose
-// resets `t` (freeing the storage at once); the finalizer deletes the Holder.
+// A JavaScript tensor handle is a Napi::External pointing at a Holder. The
+// External has no Node-API finalizer: Node runs those only when the event loop
+// turns, so a synchronous loop of scoped steps piled up every disposed
+// handle's bookkeeping (~65 bytes a tensor) until it returned. Instead
+// `dispose` frees the storage and deletes the Holder at once, the Tensor class
+// then holds the shared disposed handle, and a FinalizationRegistry in
+// src/engine/tensor.ts disposes tensors that are collected undisposed.
 struct Holder {
   at::Tensor t;
   int64_t bytes = 0;
@@ -42,6 +47,10 @@ c10::optional<at::Tensor> optTensorAt(const Napi::CallbackInfo& info, size_t i);
 at::Tensor tensorOrScalarAt(const Napi::CallbackInfo& info, size_t i);
 std::vector<at::Tensor> tensorListAt(const Napi::CallbackInfo& info, size_t i);
 double numberAt(const Napi::CallbackInfo& info, size_t i);
+// A JavaScript number as a Scalar: an integer Scalar when the value is an
+// integer (as a Python int), else a double, so that int64 tensors stay int64
+// under `x + 1` and `alpha` checks accept integral tensors.
+at::Scalar scalarAt(const Napi::CallbackInfo& info, size_t i);
 int64_t intAt(const Napi::CallbackInfo& info, size_t i);
 bool boolAt(const Napi::CallbackInfo& info, size_t i);
 std::vector<int64_t> intListAt(const Napi::CallbackInfo& info, size_t i);

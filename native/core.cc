@@ -9,6 +9,7 @@
 #include <malloc.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <cstdlib>
 
@@ -18,6 +19,10 @@ namespace {
 
 std::atomic<int64_t> liveTensors{0};
 std::atomic<int64_t> liveBytes{0};
+// What every disposed tensor's handle points at: its tensor is undefined, so
+// ops given it report "argument i is a disposed tensor". Never deleted.
+Holder disposedHolder;
+const char* const kDisposed = " is a disposed tensor (freed by dispose() or by the scope() that made it)";
 
 struct OpEntry {
   const char* name;
@@ -50,8 +55,33 @@ int64_t storageBytes(const at::Tensor& t) {
   return static_cast<int64_t>(t.storage().nbytes());
 }
 
+// What a JavaScript value is, for argument errors.
+std::string kindOf(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || info[i].IsUndefined()) return "undefined";
+  Napi::Value v = info[i];
+  if (v.IsNull()) return "null";
+  if (v.IsString()) return "a string";
+  if (v.IsNumber()) return "a number";
+  if (v.IsBoolean()) return "a boolean";
+  if (v.IsArray()) return "an array";
+  if (v.IsFunction()) return "a function";
+  if (v.IsExternal()) return "a native handle";
+  return "an object";
+}
+
+at::Scalar toScalar(double v) {
+  // Integers exactly representable in a double become integer Scalars; -0
+  // keeps its sign as a double.
+  if (std::trunc(v) == v && std::abs(v) <= 9007199254740992.0 && !(v == 0 && std::signbit(v))) {
+    return at::Scalar(static_cast<int64_t>(v));
+  }
+  return at::Scalar(v);
+}
+
 Holder* holderAt(const Napi::CallbackInfo& info, size_t i) {
-  if (i >= info.Length() || !info[i].IsExternal()) throw ArgError(position(i) + " must be a tensor handle");
+  if (i >= info.Length() || !info[i].IsExternal()) {
+    throw ArgError(position(i) + " must be a tensor, got " + kindOf(info, i));
+  }
   return info[i].As<Napi::External<Holder>>().Data();
 }
 
@@ -77,10 +107,7 @@ Napi::Value wrap(Napi::Env env, at::Tensor t) {
   liveTensors++;
   liveBytes += h->bytes;
   if (h->bytes) Napi::MemoryManagement::AdjustExternalMemory(env, h->bytes);
-  return Napi::External<Holder>::New(env, h, [](Napi::Env e, Holder* p) {
-    release(e, p);
-    delete p;
-  });
+  return Napi::External<Holder>::New(env, h);
 }
 
 Napi::Value wrapList(Napi::Env env, const std::vector<at::Tensor>& ts) {
@@ -95,7 +122,9 @@ bool isAbsent(const Napi::CallbackInfo& info, size_t i) {
 
 at::Tensor& tensorAt(const Napi::CallbackInfo& info, size_t i) {
   Holder* h = holderAt(info, i);
-  if (!h->t.defined()) throw ArgError(position(i) + " is a disposed tensor");
+  if (!h->t.defined()) {
+    throw ArgError(position(i) + kDisposed);
+  }
   return h->t;
 }
 
@@ -106,7 +135,7 @@ c10::optional<at::Tensor> optTensorAt(const Napi::CallbackInfo& info, size_t i) 
 
 at::Tensor tensorOrScalarAt(const Napi::CallbackInfo& info, size_t i) {
   if (i < info.Length() && info[i].IsNumber()) {
-    at::Tensor t = at::scalar_to_tensor(at::Scalar(info[i].As<Napi::Number>().DoubleValue()));
+    at::Tensor t = at::scalar_to_tensor(toScalar(info[i].As<Napi::Number>().DoubleValue()));
     t.unsafeGetTensorImpl()->set_wrapped_number(true);
     return t;
   }
@@ -114,6 +143,9 @@ at::Tensor tensorOrScalarAt(const Napi::CallbackInfo& info, size_t i) {
     at::Tensor t = at::scalar_to_tensor(at::Scalar(info[i].As<Napi::Boolean>().Value()));
     t.unsafeGetTensorImpl()->set_wrapped_number(true);
     return t;
+  }
+  if (i >= info.Length() || !info[i].IsExternal()) {
+    throw ArgError(position(i) + " must be a tensor or a number, got " + kindOf(info, i));
   }
   return tensorAt(info, i);
 }
@@ -125,18 +157,20 @@ std::vector<at::Tensor> tensorListAt(const Napi::CallbackInfo& info, size_t i) {
   out.reserve(arr.Length());
   for (uint32_t k = 0; k < arr.Length(); k++) {
     Napi::Value v = arr.Get(k);
-    if (!v.IsExternal()) throw ArgError(position(i) + "[" + std::to_string(k) + "] must be a tensor handle");
+    if (!v.IsExternal()) throw ArgError(position(i) + "[" + std::to_string(k) + "] must be a tensor");
     Holder* h = v.As<Napi::External<Holder>>().Data();
-    if (!h->t.defined()) throw ArgError(position(i) + "[" + std::to_string(k) + "] is a disposed tensor");
+    if (!h->t.defined()) throw ArgError(position(i) + "[" + std::to_string(k) + "]" + kDisposed);
     out.push_back(h->t);
   }
   return out;
 }
 
 double numberAt(const Napi::CallbackInfo& info, size_t i) {
-  if (i >= info.Length() || !info[i].IsNumber()) throw ArgError(position(i) + " must be a number");
+  if (i >= info.Length() || !info[i].IsNumber()) throw ArgError(position(i) + " must be a number, got " + kindOf(info, i));
   return info[i].As<Napi::Number>().DoubleValue();
 }
+
+at::Scalar scalarAt(const Napi::CallbackInfo& info, size_t i) { return toScalar(numberAt(info, i)); }
 
 int64_t intAt(const Napi::CallbackInfo& info, size_t i) {
   double v = numberAt(info, i);
@@ -275,9 +309,19 @@ Napi::Value isContiguous(const Napi::CallbackInfo& info) {
                                                                      : at::MemoryFormat::Contiguous));
 }
 
+// dispose(handle): frees the tensor and its Holder. The handle must not be
+// used again (the Tensor class swaps in disposedHandle()); disposing the
+// disposed handle itself does nothing.
 Napi::Value dispose(const Napi::CallbackInfo& info) {
-  release(info.Env(), holderAt(info, 0));
+  Holder* h = holderAt(info, 0);
+  if (h == &disposedHolder) return info.Env().Undefined();
+  release(info.Env(), h);
+  delete h;
   return info.Env().Undefined();
+}
+
+Napi::Value disposedHandle(const Napi::CallbackInfo& info) {
+  return Napi::External<Holder>::New(info.Env(), &disposedHolder);
 }
 
 Napi::Value isDisposed(const Napi::CallbackInfo& info) {
@@ -380,6 +424,7 @@ void initCore(Napi::Env env, Napi::Object exports) {
   defineOp(env, exports, "isContiguous", isContiguous);
   defineOp(env, exports, "dispose", dispose);
   defineOp(env, exports, "isDisposed", isDisposed);
+  defineOp(env, exports, "disposedHandle", disposedHandle);
   defineOp(env, exports, "toString", toString);
   defineOp(env, exports, "memory", memory);
   defineOp(env, exports, "setNumThreads", setNumThreads);

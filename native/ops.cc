@@ -11,6 +11,7 @@ using Info = Napi::CallbackInfo;
 #define TS(i) tensorOrScalarAt(info, i)
 #define OT(i) optTensorAt(info, i)
 #define N(i) numberAt(info, i)
+#define S(i) scalarAt(info, i)
 #define I(i) intAt(info, i)
 #define B(i) boolAt(info, i)
 #define IL(i) intListAt(info, i)
@@ -28,11 +29,19 @@ at::MemoryFormat memoryFormatAt(const Info& info, size_t i) {
 }
 
 // ---- elementwise, binary (tensor or number on the right) ----
-OP(add, at::add(T(0), TS(1), isAbsent(info, 2) ? 1.0 : N(2)))
-OP(sub, at::sub(T(0), TS(1), isAbsent(info, 2) ? 1.0 : N(2)))
+// alpha is an integer Scalar when integral: libtorch rejects a floating alpha
+// for integer tensors, so a double 1.0 default broke int64 + int64.
+at::Scalar alphaAt(const Info& info, size_t i) { return isAbsent(info, i) ? at::Scalar(int64_t{1}) : S(i); }
+OP(add, at::add(T(0), TS(1), alphaAt(info, 2)))
+OP(sub, at::sub(T(0), TS(1), alphaAt(info, 2)))
 OP(mul, at::mul(T(0), TS(1)))
 OP(div, at::div(T(0), TS(1)))
-OP(pow, at::pow(T(0), TS(1)))
+// A number exponent goes to pow(Tensor, Scalar), as in PyTorch: an integer
+// tensor to a negative integer power is then refused, not truncated to 0.
+Napi::Value op_pow(const Info& info) {
+  if (info.Length() > 1 && info[1].IsNumber()) R(at::pow(T(0), S(1)));
+  R(at::pow(T(0), TS(1)));
+}
 OP(maximum, at::maximum(T(0), TS(1)))
 OP(minimum, at::minimum(T(0), TS(1)))
 OP(eq, at::eq(T(0), TS(1)))
@@ -43,7 +52,16 @@ OP(gt, at::gt(T(0), TS(1)))
 OP(ge, at::ge(T(0), TS(1)))
 OP(logicalAnd, at::logical_and(T(0), TS(1)))
 OP(logicalOr, at::logical_or(T(0), TS(1)))
-OP(where, at::where(T(0), TS(1), TS(2)))
+// where(cond, a, b): a and b are brought to their common type first, since
+// libtorch 1.13's kernel asserts when given a wrapped number of another type.
+// Two numbers give the default dtype when either is fractional, as in PyTorch.
+Napi::Value op_where(const Info& info) {
+  at::Tensor a = TS(1), b = TS(2);
+  bool numbers = a.unsafeGetTensorImpl()->is_wrapped_number() && b.unsafeGetTensorImpl()->is_wrapped_number();
+  at::ScalarType rt = at::result_type(a, b);
+  if (numbers && at::isFloatingType(rt)) rt = at::typeMetaToScalarType(at::get_default_dtype());
+  R(at::where(T(0), a.to(rt), b.to(rt)));
+}
 OP(remainder, at::remainder(T(0), TS(1)))
 
 // ---- elementwise, unary ----
@@ -78,8 +96,8 @@ OP(softplus, at::softplus(T(0), N(1), N(2)))
 Napi::Value op_clamp(const Info& info) {
   if ((isAbsent(info, 1) || info[1].IsNumber()) && (isAbsent(info, 2) || info[2].IsNumber())) {
     c10::optional<at::Scalar> lo, hi;
-    if (!isAbsent(info, 1)) lo = N(1);
-    if (!isAbsent(info, 2)) hi = N(2);
+    if (!isAbsent(info, 1)) lo = S(1);
+    if (!isAbsent(info, 2)) hi = S(2);
     R(at::clamp(T(0), lo, hi));
   }
   c10::optional<at::Tensor> lo, hi;
@@ -89,13 +107,25 @@ Napi::Value op_clamp(const Info& info) {
 }
 
 // ---- reductions; dims absent means all ----
+// Every dimension of t, so that keepDim is honoured when reducing over all.
+std::vector<int64_t> allDims(const at::Tensor& t) {
+  std::vector<int64_t> d(t.dim());
+  for (int64_t k = 0; k < t.dim(); k++) d[k] = k;
+  return d;
+}
 Napi::Value op_sum(const Info& info) {
   auto dt = optDtypeAt(info, 3);
-  if (isAbsent(info, 1)) R(at::sum(T(0), dt));
+  if (isAbsent(info, 1)) {
+    if (!B(2)) R(at::sum(T(0), dt));
+    R(at::sum(T(0), allDims(T(0)), true, dt));
+  }
   R(at::sum(T(0), IL(1), B(2), dt));
 }
 Napi::Value op_mean(const Info& info) {
-  if (isAbsent(info, 1)) R(at::mean(T(0)));
+  if (isAbsent(info, 1)) {
+    if (!B(2)) R(at::mean(T(0)));
+    R(at::mean(T(0), allDims(T(0)), true));
+  }
   R(at::mean(T(0), IL(1), B(2)));
 }
 Napi::Value op_amax(const Info& info) { R(at::amax(T(0), isAbsent(info, 1) ? std::vector<int64_t>{} : IL(1), B(2))); }
@@ -104,17 +134,20 @@ Napi::Value op_var(const Info& info) {
   c10::optional<at::IntArrayRef> dims;
   std::vector<int64_t> d;
   if (!isAbsent(info, 1)) { d = IL(1); dims = d; }
-  R(at::var(T(0), dims, static_cast<int64_t>(N(2)), B(3)));
+  R(at::var(T(0), dims, I(2), B(3)));
 }
 Napi::Value op_std(const Info& info) {
   c10::optional<at::IntArrayRef> dims;
   std::vector<int64_t> d;
   if (!isAbsent(info, 1)) { d = IL(1); dims = d; }
-  R(at::std(T(0), dims, static_cast<int64_t>(N(2)), B(3)));
+  R(at::std(T(0), dims, I(2), B(3)));
 }
 Napi::Value op_norm(const Info& info) {
   double p = N(1);
-  if (isAbsent(info, 2)) R(at::norm(T(0), p));
+  if (isAbsent(info, 2)) {
+    if (!B(3)) R(at::norm(T(0), p));
+    R(at::norm(T(0), p, allDims(T(0)), true));
+  }
   R(at::norm(T(0), p, IL(2), B(3)));
 }
 Napi::Value op_logsumexp(const Info& info) { R(at::logsumexp(T(0), IL(1), B(2))); }
@@ -182,7 +215,14 @@ OP(slice, at::slice(T(0), I(1), I(2), I(3), I(4)))
 OP(indexSelect, at::index_select(T(0), I(1), T(2)))
 OP(gather, at::gather(T(0), I(1), T(2)))
 OP(scatter, at::scatter(T(0), I(1), T(2), T(3)))
-OP(maskedFill, at::masked_fill(T(0), T(1), N(2)))
+// libtorch 1.13 reads a non-bool mask's bytes as booleans (a float mask of
+// ones filled nothing); later versions refuse it, and so do we.
+Napi::Value op_maskedFill(const Info& info) {
+  const at::Tensor& mask = T(1);
+  TORCH_CHECK(mask.scalar_type() == at::kBool, "masked_fill only supports boolean masks, but got mask with dtype ",
+              mask.scalar_type());
+  R(at::masked_fill(T(0), mask, N(2)));
+}
 OP(maskedSelect, at::masked_select(T(0), T(1)))
 Napi::Value op_chunk(const Info& info) { return wrapList(info.Env(), at::chunk(T(0), I(1), I(2))); }
 Napi::Value op_split(const Info& info) { return wrapList(info.Env(), at::split_with_sizes(T(0), IL(1), I(2))); }
@@ -194,7 +234,7 @@ OP(clone, T(0).clone(at::MemoryFormat::Preserve))
 OP(detach, T(0).detach())
 
 // ---- in place (optimizers, buffers); each returns its first argument ----
-Napi::Value op_add_(const Info& info) { T(0).add_(TS(1), isAbsent(info, 2) ? 1.0 : N(2)); return info[0]; }
+Napi::Value op_add_(const Info& info) { T(0).add_(TS(1), alphaAt(info, 2)); return info[0]; }
 Napi::Value op_mul_(const Info& info) { T(0).mul_(TS(1)); return info[0]; }
 Napi::Value op_div_(const Info& info) { T(0).div_(TS(1)); return info[0]; }
 Napi::Value op_addcmul_(const Info& info) { T(0).addcmul_(T(1), T(2), N(3)); return info[0]; }

@@ -37,8 +37,8 @@ export type OpName =
   | 'abs' | 'add' | 'add_' | 'addcdiv_' | 'addcmul_' | 'all' | 'amax' | 'amin' | 'any' | 'arange' | 'argmax' |
   'argmin' | 'backward' | 'batchNorm' | 'bernoulli' | 'buildConfig' | 'cat' | 'ceil' | 'chunk' | 'clamp' |
   'clampInPlace_' | 'clone' | 'contiguous' | 'copy_' | 'cos' | 'crossEntropy' | 'cudaDeviceCount' | 'cumsum' |
-  'detach' | 'device' | 'dispose' | 'div' | 'div_' | 'dropout' | 'dtype' | 'elu' | 'empty' | 'eq' | 'erf' |
-  'erfinv' | 'exp' | 'expand' | 'eye' | 'fill_' | 'flatten' | 'flip' | 'floor' | 'fromBuffer' | 'full' |
+  'detach' | 'device' | 'dispose' | 'disposedHandle' | 'div' | 'div_' | 'dropout' | 'dtype' | 'elu' | 'empty' |
+  'eq' | 'erf' | 'erfinv' | 'exp' | 'expand' | 'eye' | 'fill_' | 'flatten' | 'flip' | 'floor' | 'fromBuffer' | 'full' |
   'gather' | 'ge' | 'generatorState' | 'getGrad' | 'getNumThreads' | 'grad' | 'gradFn' | 'gt' | 'hardtanh' |
   'indexSelect' | 'isContiguous' | 'isDisposed' | 'isGradEnabled' | 'isLeaf' | 'isfinite' | 'isnan' | 'item' |
   'klDiv' | 'le' | 'leakyRelu' | 'lerp_' | 'linear' | 'linspace' | 'log' | 'logSoftmax' | 'logicalAnd' |

@@ -80,9 +80,13 @@ export function empty(shape: number[], opts: CreateOptions = {}): Tensor { retur
 export function eye(n: number, opts: CreateOptions = {}): Tensor { return wrap(native.eye(n, ...opt(opts))); }
 export function zerosLike(t: Tensor): Tensor { return wrap(native.zerosLike(t.handle)); }
 export function onesLike(t: Tensor): Tensor { return wrap(native.onesLike(t.handle)); }
-/** start, start + step, ... below end (int64 unless dtype says otherwise). */
+/**
+ * start, start + step, ... below end. The dtype defaults as in PyTorch: int64
+ * when start, end and step are all integers, else float32.
+ */
 export function arange(start: number, end: number, step = 1, opts: CreateOptions = {}): Tensor {
-  return wrap(native.arange(start, end, step, ...opt(opts, 'int64')));
+  const integral = Number.isInteger(start) && Number.isInteger(end) && Number.isInteger(step);
+  return wrap(native.arange(start, end, step, ...opt(opts, integral ? 'int64' : 'float32')));
 }
 export function linspace(start: number, end: number, steps: number, opts: CreateOptions = {}): Tensor {
   return wrap(native.linspace(start, end, steps, ...opt(opts)));

@@ -4,7 +4,7 @@
  * work in place and return `this`). Memory is freed by `dispose()`, by the
  * enclosing `scope()`, or, as a last resort, by the garbage collector.
  */
-import { native, type Handle, type NativeArg, type OpName } from './native.js';
+import { native, type GeneratorHandle, type Handle, type NativeArg, type OpName } from './native.js';
 import { type AnyTypedArray, type DType, dtypeCode, dtypeName, viewBuffer } from './dtype.js';
 import { track, type Tracked } from './tracking.js';
 
@@ -24,8 +24,26 @@ export interface ReduceOptions {
 
 const call = native;
 
+/** The handle every disposed tensor holds; ops given it throw "op: argument i is a disposed tensor". */
+const DISPOSED = call.disposedHandle() as Handle;
+
+/**
+ * The safety net: frees tensors collected without dispose(). The addon's
+ * handles carry no finalizer of their own (see native/common.h), so explicit
+ * disposal frees all native memory at once, even inside a long synchronous loop.
+ */
+const collected = new FinalizationRegistry<Handle>((h) => {
+  try {
+    call.dispose(h);
+  } catch {
+    // nothing to report from a finalizer
+  }
+});
+
 export class Tensor implements Tracked {
-  private h: Handle | null;
+  // After dispose() this is DISPOSED: the addon then reports use of a disposed
+  // tensor as an error of the op that received it ("add: argument 0 is a disposed tensor").
+  private h: Handle;
   private cachedShape: number[] | null = null;
   private cachedDtype: DType | null = null;
   /** @internal The scope list owning this tensor. */
@@ -36,25 +54,26 @@ export class Tensor implements Tracked {
   /** @internal Wraps a handle the addon returned; user code makes tensors with `tensor()` and friends. */
   constructor(handle: Handle) {
     this.h = handle;
+    collected.register(this, handle, this);
     track(this);
   }
 
-  /** @internal The native handle; throws if the tensor was disposed. */
+  /** @internal The native handle; ops given it after dispose() throw an error naming the op. */
   get handle(): Handle {
-    if (this.h === null) throw new Error('Tensor is disposed: it was freed by dispose() or by the scope() that made it');
     return this.h;
   }
 
   /** Frees the native memory now. Calling it again is harmless. */
   dispose(): void {
-    if (this.h !== null) {
+    if (this.h !== DISPOSED) {
+      collected.unregister(this);
       call.dispose(this.h);
-      this.h = null;
+      this.h = DISPOSED;
     }
   }
 
   get isDisposed(): boolean {
-    return this.h === null;
+    return this.h === DISPOSED;
   }
 
   /** Takes this tensor out of scope management: no `scope()` will free it. */
@@ -278,6 +297,14 @@ export class Tensor implements Tracked {
   clamp_(min: Tensor | null, max: Tensor | null = null): this {
     return this.inPlace('clampInPlace_', min?.handle ?? null, max?.handle ?? null);
   }
+  /** Fills with U(low, high) draws, from `generator` when given. */
+  uniform_(low: number, high: number, generator?: { readonly handle: GeneratorHandle }): this {
+    return this.inPlace('uniform_', low, high, generator?.handle ?? null);
+  }
+  /** Fills with N(mean, std^2) draws, from `generator` when given. */
+  normal_(mean: number, std: number, generator?: { readonly handle: GeneratorHandle }): this {
+    return this.inPlace('normal_', mean, std, generator?.handle ?? null);
+  }
   /** @internal Replaces the data (layout, dtype or shape) keeping identity and leaf status. */
   setData(value: Tensor): this {
     this.cachedShape = null;
@@ -301,9 +328,12 @@ export class Tensor implements Tracked {
   set grad(value: Tensor | null) {
     call.setGrad(this.handle, value === null ? null : value.handle);
   }
-  /** Accumulates d(this)/d(leaf) into every leaf's `.grad`. `this` must be a scalar unless `gradient` is given. */
+  /**
+   * Accumulates d(this)/d(leaf) into every leaf's `.grad`. `this` must be a scalar unless `gradient` is given.
+   * `retainGraph` defaults to `createGraph`, as in PyTorch.
+   */
   backward(gradient?: Tensor, opts: { retainGraph?: boolean; createGraph?: boolean } = {}): void {
-    call.backward(this.handle, gradient?.handle ?? null, opts.retainGraph ?? false, opts.createGraph ?? false);
+    call.backward(this.handle, gradient?.handle ?? null, opts.retainGraph ?? opts.createGraph ?? false, opts.createGraph ?? false);
   }
 
   // ---- plumbing ----
@@ -321,11 +351,14 @@ export class Tensor implements Tracked {
   }
 }
 
-/** @internal Turns a tensor or number into what the op table takes. */
+/**
+ * @internal Turns a tensor or number into what the op table takes. Anything
+ * else passes through unchanged so that the addon rejects it with an error that
+ * names the op ("add: argument 1 must be a tensor or a number, got a string").
+ */
 export function arg(x: TensorLike): Handle | number {
-  if (typeof x === 'number') return x;
-  if (!(x instanceof Tensor)) throw new TypeError(`expected a Tensor or a number, got ${describe(x)}`);
-  return x.handle;
+  if (x instanceof Tensor) return x.handle;
+  return x as Handle | number;
 }
 
 function dimList(dims: number | number[] | null | undefined): number[] | null {
