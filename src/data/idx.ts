@@ -7,12 +7,16 @@
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 
+/** An IDX array: its dimension sizes and its elements in row-major order. */
 export interface IdxArray {
   shape: number[];
   data: Uint8Array;
 }
 
-/** Parses IDX bytes (uint8 elements); `source` names the file in errors. */
+/**
+ * Parses IDX bytes (uint8 elements), inflating gzip first; `source` names the
+ * file in errors (bad magic, unsupported type, rank, truncated or overlong data).
+ */
 export function parseIdx(bytes: Uint8Array, source: string): IdxArray {
   const fail = (why: string): never => {
     throw new Error(`IDX file ${source}: ${why}`);
@@ -41,6 +45,7 @@ export function parseIdx(bytes: Uint8Array, source: string): IdxArray {
   return { shape, data: bytes.subarray(headerBytes) };
 }
 
+/** Reads and parses an IDX file (gzipped or not); errors name `path`. */
 export function readIdx(path: string): IdxArray {
   let bytes: Uint8Array;
   try {
