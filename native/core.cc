@@ -376,17 +376,22 @@ Napi::Value newGenerator(const Napi::CallbackInfo& info) {
   return Napi::External<at::Generator>::New(info.Env(), g, [](Napi::Env, at::Generator* p) { delete p; });
 }
 
+// A generator handle, or the global default generator when the argument is null.
+at::Generator generatorOrDefault(const Napi::CallbackInfo& info) {
+  if (isAbsent(info, 0)) return at::detail::getDefaultCPUGenerator();
+  if (!info[0].IsExternal()) throw ArgError("argument 0 must be a generator handle or null");
+  return *info[0].As<Napi::External<at::Generator>>().Data();
+}
+
 // Generator state as bytes, so a training run can checkpoint and resume it.
 Napi::Value generatorState(const Napi::CallbackInfo& info) {
-  if (!info[0].IsExternal()) throw ArgError("argument 0 must be a generator handle");
-  at::Generator& g = *info[0].As<Napi::External<at::Generator>>().Data();
+  at::Generator g = generatorOrDefault(info);
   std::lock_guard<std::mutex> lock(g.mutex());
   return wrap(info.Env(), g.get_state());
 }
 
 Napi::Value setGeneratorState(const Napi::CallbackInfo& info) {
-  if (!info[0].IsExternal()) throw ArgError("argument 0 must be a generator handle");
-  at::Generator& g = *info[0].As<Napi::External<at::Generator>>().Data();
+  at::Generator g = generatorOrDefault(info);
   std::lock_guard<std::mutex> lock(g.mutex());
   g.set_state(tensorAt(info, 1));
   return info.Env().Undefined();

@@ -7,3 +7,4 @@ export * as io from './io/index.js';
 export * as attacks from './attacks/index.js';
 export * as data from './data/index.js';
 export * as training from './training/index.js';
+export * as evaluation from './evaluation/index.js';

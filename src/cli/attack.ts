@@ -6,34 +6,11 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Generator, type Tensor, noGrad, scope } from '../engine/index.js';
 import * as A from '../attacks/index.js';
-import { loadFashionMnist, loadMnist, type ImageDataset } from '../data/index.js';
 import { tensorToPng, writeFileAtomicSync } from '../io/index.js';
 import { type Classifier, loadClassifier } from '../models/index.js';
-import { type Command, UsageError, parseOptions, positiveInt } from './command.js';
-
-const DATASETS: Record<string, (split: 'train' | 'test', limit: number) => ImageDataset> = {
-  mnist: (split, limit) => loadMnist(split, { limit }),
-  'fashion-mnist': (split, limit) => loadFashionMnist(split, { limit }),
-};
-
-/** Parses 'mnist:test' style dataset names. */
-export function parseDataset(spec: string, command: string): { name: string; split: 'train' | 'test' } {
-  const [name, split = 'test'] = spec.split(':');
-  if (!name || !(name in DATASETS)) throw new UsageError(`advml ${command}: --data: unknown dataset '${name}' (known: ${Object.keys(DATASETS).join(', ')})`);
-  if (split !== 'train' && split !== 'test') throw new UsageError(`advml ${command}: --data: split must be train or test, got '${split}'`);
-  return { name, split };
-}
-
-/** Parses a comma-separated eps list in pixel units. */
-export function parseEpsList(text: string, command: string): number[] {
-  const values = text.split(',').map((s) => Number(s.trim()));
-  for (const [i, v] of values.entries()) {
-    if (!Number.isFinite(v) || v < 0 || v > A.MAX_EPS) {
-      throw new UsageError(`advml ${command}: --eps value ${i + 1} ('${text.split(',')[i]}') must be a number in [0, ${A.MAX_EPS}] pixel values`);
-    }
-  }
-  return values;
-}
+import { type Command, UsageError, nonNegativeInt, parseOptions, positiveInt } from './command.js';
+import { loadDataset, parseDataset, parseEpsList, parseMethods } from './common.js';
+import { labelSourceOf } from '../evaluation/index.js';
 
 interface Result {
   method: string;
@@ -81,10 +58,7 @@ Options:
     });
     if (!o.model) throw new UsageError("advml attack: --model is required (a checkpoint file); see 'advml attack --help'");
     if (!o.out) throw new UsageError("advml attack: --out is required (a directory for the images and summary.json)");
-    const methods = o.method.split(',').map((m) => m.trim());
-    for (const m of methods) {
-      if (!(A.METHOD_NAMES as readonly string[]).includes(m)) throw new UsageError(`advml attack: --method: unknown method '${m}' (known: ${A.METHOD_NAMES.join(', ')})`);
-    }
+    const methods = parseMethods(o.method, 'attack');
     const label = o.label as A.LabelSource | undefined;
     if (label !== undefined && !A.LABEL_SOURCES.includes(label)) {
       throw new UsageError(`advml attack: --label must be one of ${A.LABEL_SOURCES.join(', ')}, got '${label}'`);
@@ -92,12 +66,11 @@ Options:
     const epsList = parseEpsList(o.eps, 'attack');
     const limit = positiveInt('attack', 'limit', o.limit, 16);
     const batch = positiveInt('attack', 'batch', o.batch, 128);
-    const seed = o.seed === undefined ? 0 : Number(o.seed);
-    if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`advml attack: --seed must be a non-negative integer, got '${o.seed}'`);
+    const seed = nonNegativeInt('attack', 'seed', o.seed, 0);
     const { name, split } = parseDataset(o.data, 'attack');
 
     const model = loadClassifier(o.model);
-    const data = DATASETS[name]!(split, limit);
+    const data = loadDataset(name, split, limit);
     const results = new Map<string, Result>();
     const key = (m: string, e: number): string => `${m}@${e}`;
     try {
@@ -135,20 +108,12 @@ Options:
       }
       console.log(`wrote ${join(o.out, 'summary.json')}`);
     } finally {
-      data.images.dispose();
-      data.labels.dispose();
+      data.dispose();
       model.dispose();
     }
     return 0;
   },
 };
-
-function labelSourceOf(method: string, override: A.LabelSource | undefined): string {
-  const m = (A.ONE_STEP_METHODS as Record<string, A.OneStepMethod>)[method];
-  if (m?.kind === 'gradient') return m.objective === 'entropy' ? 'none' : (override ?? m.label);
-  if (m) return method === 'r-step-ll' ? (override ?? 'leastLikely') : 'none';
-  return override ?? (method === 'iter-ll' ? 'leastLikely' : 'true');
-}
 
 function predict(model: Classifier, x: Tensor): Tensor {
   return noGrad(() => scope(() => model.logits(x).argmax(1)));

@@ -30,3 +30,11 @@ export function positiveInt(command: string, name: string, value: string | undef
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`advml ${command}: --${name} must be a positive integer, got '${value}'`);
   return n;
 }
+
+/** Reads a non-negative integer option (seeds). */
+export function nonNegativeInt(command: string, name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < 0) throw new UsageError(`advml ${command}: --${name} must be a non-negative integer, got '${value}'`);
+  return n;
+}

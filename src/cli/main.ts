@@ -6,12 +6,14 @@ const loaders: Record<string, () => Promise<Command>> = {
   info: async () => (await import('./info.js')).info,
   bench: async () => (await import('./bench.js')).bench,
   attack: async () => (await import('./attack.js')).attack,
+  eval: async () => (await import('./eval.js')).evalCommand,
 };
 
 const summaries: Record<string, string> = {
   info: 'show the engine: libtorch version, threads, CUDA devices, memory',
   bench: 'measure advml against PyTorch on the same models, batch and threads',
   attack: 'make adversarial images with any method and eps list; PNG files and a JSON summary',
+  eval: 'accuracy grid over methods and eps, with confidence intervals and label-leaking flags',
 };
 
 function usage(): string {

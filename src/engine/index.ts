@@ -6,6 +6,6 @@ export { grad, noGrad, enableGrad, isGradEnabled, type GradOptions } from './aut
 export * from './ops.js';
 export * from './random.js';
 export {
-  setNumThreads, getNumThreads, manualSeed, memory, cudaAvailable, cudaDeviceCount, buildInfo, defaultThreads,
+  setNumThreads, getNumThreads, manualSeed, globalGeneratorState, setGlobalGeneratorState, memory, cudaAvailable, cudaDeviceCount, buildInfo, defaultThreads,
   type MemoryInfo, type BuildInfo,
 } from './runtime.js';

@@ -1,6 +1,8 @@
 /** Process-wide engine settings: threads, seeds, memory counters, devices. */
 import { availableParallelism } from 'node:os';
-import { native } from './native.js';
+import { native, type Handle } from './native.js';
+import { Tensor } from './tensor.js';
+import { tensor } from './ops.js';
 
 /** Sets libtorch's intra-op thread count. */
 export function setNumThreads(n: number): void {
@@ -16,6 +18,28 @@ export function getNumThreads(): number {
 export function manualSeed(seed: number): void {
   if (!Number.isInteger(seed) || seed < 0) throw new Error(`manualSeed: seed must be a non-negative integer, got ${seed}`);
   native.manualSeed(seed);
+}
+
+/**
+ * The global generator's state (dropout and random ops given no generator),
+ * for checkpoints that must resume a run exactly.
+ */
+export function globalGeneratorState(): Uint8Array {
+  const t = new Tensor(native.generatorState(null) as Handle);
+  try {
+    return t.dataSync() as Uint8Array;
+  } finally {
+    t.dispose();
+  }
+}
+
+export function setGlobalGeneratorState(state: Uint8Array): void {
+  const t = tensor(state, { dtype: 'uint8' });
+  try {
+    native.setGeneratorState(null, t.handle);
+  } finally {
+    t.dispose();
+  }
 }
 
 export interface MemoryInfo {

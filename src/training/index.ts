@@ -1,3 +1,4 @@
 /** Adversarial training: the paper's Algorithm 1 and its eps samplers. */
 export * from './eps.js';
 export * from './trainer.js';
+export * from './run.js';

@@ -1,0 +1,49 @@
+/** Option parsers and loaders shared by the CLI commands. */
+import * as A from '../attacks/index.js';
+import { TensorDataset } from '../data/dataset.js';
+import { loadFashionMnist, loadMnist } from '../data/index.js';
+import { UsageError } from './command.js';
+
+const DATASETS = {
+  mnist: loadMnist,
+  'fashion-mnist': loadFashionMnist,
+} as const;
+
+export type DatasetName = keyof typeof DATASETS;
+
+/** Parses 'mnist:test' style dataset names. */
+export function parseDataset(spec: string, command: string): { name: DatasetName; split: 'train' | 'test' } {
+  const [name, split = 'test'] = spec.split(':');
+  if (!name || !(name in DATASETS)) throw new UsageError(`advml ${command}: --data: unknown dataset '${name}' (known: ${Object.keys(DATASETS).join(', ')})`);
+  if (split !== 'train' && split !== 'test') throw new UsageError(`advml ${command}: --data: split must be train or test, got '${split}'`);
+  return { name: name as DatasetName, split };
+}
+
+/** Loads a named dataset split into memory as a TensorDataset. */
+export function loadDataset(name: DatasetName, split: 'train' | 'test', limit?: number): TensorDataset {
+  return TensorDataset.from(DATASETS[name](split, { limit }));
+}
+
+/** Parses a comma-separated eps list in pixel units. */
+export function parseEpsList(text: string, command: string): number[] {
+  const parts = text.split(',');
+  return parts.map((s, i) => {
+    const v = Number(s.trim());
+    if (s.trim() === '' || !Number.isFinite(v) || v < 0 || v > A.MAX_EPS) {
+      throw new UsageError(`advml ${command}: --eps value ${i + 1} ('${s}') must be a number in [0, ${A.MAX_EPS}] pixel values`);
+    }
+    return v;
+  });
+}
+
+/** Parses a comma-separated method list ('all' for every method). */
+export function parseMethods(text: string, command: string): A.MethodName[] {
+  if (text === 'all') return [...A.METHOD_NAMES];
+  const methods = text.split(',').map((m) => m.trim());
+  for (const m of methods) {
+    if (!(A.METHOD_NAMES as readonly string[]).includes(m)) {
+      throw new UsageError(`advml ${command}: unknown method '${m}' (known: ${A.METHOD_NAMES.join(', ')})`);
+    }
+  }
+  return methods as A.MethodName[];
+}

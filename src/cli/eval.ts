@@ -1,0 +1,78 @@
+/** `advml eval`: the methods x eps accuracy grid with intervals, ratios, ties and label leaking. */
+import { writeFileAtomicSync } from '../io/index.js';
+import { loadClassifier } from '../models/index.js';
+import * as A from '../attacks/index.js';
+import { type EvalResult, evaluate } from '../evaluation/index.js';
+import { type Command, UsageError, nonNegativeInt, parseOptions, positiveInt } from './command.js';
+import { loadDataset, parseDataset, parseEpsList, parseMethods } from './common.js';
+import { progressBar } from './progress.js';
+
+export const evalCommand: Command = {
+  name: 'eval',
+  help: `Usage: advml eval --model CHECKPOINT [options]
+
+Clean and adversarial top-1 and top-5 accuracy for each method and eps, each
+with its 95% confidence interval (standard error over the test images), the
+adversarial/clean ratio, the methods statistically tied with the strongest, and
+label-leaking flags (adversarial accuracy above clean beyond the interval).
+
+Options:
+  --model FILE      checkpoint
+  --data NAME       mnist or fashion-mnist, :test (default) or :train
+  --limit N         first N images (default all)
+  --methods LIST    comma-separated (default fgsm,step-ll,basic-iter,iter-ll);
+                    'all' for every method
+  --eps LIST        pixel units (default 2,4,8,16)
+  --label SOURCE    override the label source of gradient methods
+  --batch N         batch size (default 128)
+  --seed N          seed of random methods (default 0)
+  --json FILE       write the full result as JSON
+  -h, --help        show this help`,
+  async run(argv) {
+    const { values: o } = parseOptions('eval', argv, {
+      model: { type: 'string' },
+      data: { type: 'string', default: 'mnist:test' },
+      limit: { type: 'string' },
+      methods: { type: 'string', default: 'fgsm,step-ll,basic-iter,iter-ll' },
+      eps: { type: 'string', default: '2,4,8,16' },
+      label: { type: 'string' },
+      batch: { type: 'string' },
+      seed: { type: 'string' },
+      json: { type: 'string' },
+    });
+    if (!o.model) throw new UsageError("advml eval: --model is required (a checkpoint file)");
+    const methods = parseMethods(o.methods, 'eval');
+    const eps = parseEpsList(o.eps, 'eval');
+    const label = o.label as A.LabelSource | undefined;
+    if (label !== undefined && !A.LABEL_SOURCES.includes(label)) throw new UsageError(`advml eval: --label must be one of ${A.LABEL_SOURCES.join(', ')}`);
+    const batchSize = positiveInt('eval', 'batch', o.batch, 128);
+    const seed = nonNegativeInt('eval', 'seed', o.seed, 0);
+    const limit = o.limit === undefined ? undefined : positiveInt('eval', 'limit', o.limit, 1);
+    const { name, split } = parseDataset(o.data, 'eval');
+    const model = loadClassifier(o.model);
+    const data = loadDataset(name, split, limit);
+    try {
+      const bar = progressBar('eval');
+      const result = await evaluate(model, data, { methods, eps, batchSize, seed, label, onProgress: bar.update });
+      bar.done();
+      printTable(result);
+      if (o.json) writeFileAtomicSync(o.json, JSON.stringify({ model: o.model, data: `${name}:${split}`, ...result }, null, 2) + '\n');
+    } finally {
+      data.dispose();
+      model.dispose();
+    }
+    return 0;
+  },
+};
+
+const pct = (v: number): string => (v * 100).toFixed(1).padStart(5);
+
+function printTable(r: EvalResult): void {
+  const ci = (i: { value: number; halfWidth: number }): string => `${pct(i.value)} ±${(i.halfWidth * 100).toFixed(1).padStart(4)}`;
+  console.log(`${r.images} images. clean top-1 ${ci(r.clean.top1)}%  top-5 ${ci(r.clean.top5)}%`);
+  console.log(`${'method'.padEnd(15)} ${'eps'.padStart(5)}  ${'label'.padEnd(11)} ${'top-1 %'.padEnd(12)} ${'top-5 %'.padEnd(12)} ratio  notes`);
+  for (const c of r.cells) {
+    const notes = [c.tiedWithStrongest ? 'strongest (tied)' : '', c.labelLeaking ? 'LABEL LEAKING' : ''].filter(Boolean).join(', ');
+    console.log(`${c.method.padEnd(15)} ${String(c.eps).padStart(5)}  ${c.labelSource.padEnd(11)} ${ci(c.top1).padEnd(12)} ${ci(c.top5).padEnd(12)} ${c.ratio.toFixed(2)}   ${notes}`);
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * The evaluation grid: for a classifier and a dataset, clean top-1 and top-5
+ * accuracy and, for every method and eps, adversarial top-1/top-5 with 95%
+ * intervals, the adversarial/clean ratio, the methods statistically tied with
+ * the strongest, and label-leaking flags. One-step methods come from the
+ * many-eps grid (one backward pass per label source, whatever the eps list).
+ */
+import { Generator, type Tensor, noGrad, scope } from '../engine/index.js';
+import * as A from '../attacks/index.js';
+import type { Dataset } from '../data/dataset.js';
+import type { Classifier } from '../models/classifier.js';
+import { type Interval, type PairedCounts, overlaps, pairedDifference, proportion } from './stats.js';
+
+export interface EvalOptions {
+  methods: A.MethodName[];
+  /** eps values in pixel units (default the paper's 2, 4, 8, 16). */
+  eps?: number[];
+  batchSize?: number;
+  /** Evaluate these dataset indices only (default all). */
+  indices?: number[];
+  /** Seed for random methods (default 0). */
+  seed?: number;
+  /** Label source override for gradient methods. */
+  label?: A.LabelSource;
+  /** Progress: images done and total. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Raw counts for one cell; shards add them. */
+export interface CellCounts {
+  n: number;
+  top1: number;
+  top5: number;
+  /** Paired with the clean top-1 of the same images. */
+  paired: PairedCounts;
+}
+
+export interface Cell {
+  method: A.MethodName;
+  eps: number;
+  /** Which label the method used: reports must say it (label leaking depends on it). */
+  labelSource: string;
+  top1: Interval;
+  top5: Interval;
+  /** Adversarial top-1 / clean top-1. Above 1 the attack helps the model. */
+  ratio: number;
+  /** Adversarial minus clean top-1, paired over images. */
+  difference: Interval;
+  /** Adversarial accuracy above clean beyond the interval: label leaking (or a broken attack). */
+  labelLeaking: boolean;
+  /** Statistically tied with the strongest method at this eps (lowest top-1). */
+  tiedWithStrongest: boolean;
+  counts: CellCounts;
+}
+
+export interface EvalResult {
+  images: number;
+  clean: { top1: Interval; top5: Interval; counts: { n: number; top1: number; top5: number } };
+  cells: Cell[];
+}
+
+/** The label source a method uses, as reports name it. */
+export function labelSourceOf(method: A.MethodName, override?: A.LabelSource): string {
+  const one = (A.ONE_STEP_METHODS as Record<string, A.OneStepMethod>)[method];
+  if (one?.kind === 'gradient') return one.objective === 'entropy' ? 'none' : (override ?? one.label);
+  if (one) return method === 'r-step-ll' ? (override ?? 'leastLikely') : 'none';
+  return override ?? (method === 'iter-ll' ? 'leastLikely' : 'true');
+}
+
+/** Per-image top-1 and top-5 hits of the classifier on x. */
+function hits(model: Classifier, x: Tensor, y: Tensor): { top1: Tensor; top5: Tensor } {
+  return noGrad(() =>
+    scope(() => {
+      const logits = model.logits(x);
+      const k = Math.min(5, model.classes);
+      const top = logits.topk(k, { dim: 1 }).indices;
+      const match = top.eq(y.reshape([-1, 1]));
+      const hit = match.to('float32');
+      return { top1: hit.select(1, 0), top5: hit.max(1) };
+    }),
+  );
+}
+
+/** Adversarial batches for every method and eps (grid for one-step methods). */
+export function adversarialBatches(model: Classifier, x: Tensor, y: Tensor, methods: A.MethodName[], eps: number[], seed: number, label?: A.LabelSource): Map<A.MethodName, Tensor[]> {
+  const out = new Map<A.MethodName, Tensor[]>();
+  const oneStep = methods.filter((m) => m in A.ONE_STEP_METHODS) as A.OneStepName[];
+  if (oneStep.length) {
+    const grid = A.oneStepGrid(model, x, oneStep.map((m) => A.ONE_STEP_METHODS[m]), { eps, y, seed, label });
+    for (const m of oneStep) out.set(m, grid.get(m) as Tensor[]);
+  }
+  for (const m of methods) {
+    if (out.has(m)) continue;
+    const run = A.attackByName(m);
+    out.set(m, eps.map((e) => run(model, x, { eps: e, y, label, generator: new Generator(seed) })));
+  }
+  return out;
+}
+
+/** Runs the grid; see {@link EvalResult}. */
+export async function evaluate(model: Classifier, data: Dataset, opts: EvalOptions): Promise<EvalResult> {
+  const eps = opts.eps ?? [2, 4, 8, 16];
+  for (const m of opts.methods) if (!A.METHOD_NAMES.includes(m)) throw new Error(`unknown attack method '${m}': expected one of ${A.METHOD_NAMES.join(', ')}`);
+  if (!opts.methods.length) throw new Error('evaluate: methods must name at least one attack');
+  eps.forEach((e, i) => {
+    if (!Number.isFinite(e) || e < 0 || e > A.MAX_EPS) throw new Error(`eps[${i}] must be a number in [0, ${A.MAX_EPS}] pixel values, got ${e}`);
+  });
+  const batchSize = opts.batchSize ?? 128;
+  const indices = opts.indices ?? Array.from({ length: data.length }, (_, i) => i);
+  const clean = { n: 0, top1: 0, top5: 0 };
+  const counts = new Map<string, CellCounts>();
+  const key = (m: string, e: number): string => `${m}@${e}`;
+  for (const m of opts.methods) for (const e of eps) counts.set(key(m, e), { n: 0, top1: 0, top5: 0, paired: { n: 0, up: 0, down: 0 } });
+
+  for (let start = 0; start < indices.length; start += batchSize) {
+    const batch = await data.get(indices.slice(start, start + batchSize));
+    try {
+      scope(() => {
+        const { images: x, labels: y } = batch;
+        const c = hits(model, x, y);
+        const cleanTop1 = c.top1.dataSync() as Float32Array;
+        clean.n += cleanTop1.length;
+        clean.top1 += c.top1.sum().item();
+        clean.top5 += c.top5.sum().item();
+        const advs = adversarialBatches(model, x, y, opts.methods, eps, opts.seed ?? 0, opts.label);
+        for (const [m, list] of advs) {
+          list.forEach((adv, i) => {
+            const h = hits(model, adv, y);
+            const t1 = h.top1.dataSync() as Float32Array;
+            const cell = counts.get(key(m, eps[i] as number)) as CellCounts;
+            cell.n += t1.length;
+            cell.top1 += h.top1.sum().item();
+            cell.top5 += h.top5.sum().item();
+            cell.paired.n += t1.length;
+            for (let j = 0; j < t1.length; j++) {
+              const d = (t1[j] as number) - (cleanTop1[j] as number);
+              if (d > 0) cell.paired.up++;
+              else if (d < 0) cell.paired.down++;
+            }
+          });
+        }
+      });
+    } finally {
+      batch.images.dispose();
+      batch.labels.dispose();
+    }
+    opts.onProgress?.(Math.min(start + batchSize, indices.length), indices.length);
+  }
+  return summarise(clean, counts, opts.methods, eps, opts.label);
+}
+
+/** Turns (merged) counts into the result: intervals, ratios, ties, leaking flags. */
+export function summarise(
+  clean: { n: number; top1: number; top5: number },
+  counts: Map<string, CellCounts>,
+  methods: A.MethodName[],
+  eps: number[],
+  label?: A.LabelSource,
+): EvalResult {
+  const cleanTop1 = proportion(clean.top1, clean.n);
+  const cells: Cell[] = [];
+  for (const e of eps) {
+    const row = methods.map((m) => {
+      const c = counts.get(`${m}@${e}`) as CellCounts;
+      const top1 = proportion(c.top1, c.n);
+      const difference = pairedDifference(c.paired);
+      return {
+        method: m, eps: e, labelSource: labelSourceOf(m, label), top1, top5: proportion(c.top5, c.n),
+        ratio: top1.value / cleanTop1.value, difference, labelLeaking: difference.low > 0, tiedWithStrongest: false, counts: c,
+      };
+    });
+    const strongest = row.reduce((a, b) => (b.top1.value < a.top1.value ? b : a));
+    for (const cell of row) cell.tiedWithStrongest = overlaps(cell.top1, strongest.top1);
+    cells.push(...row);
+  }
+  return { images: clean.n, clean: { top1: cleanTop1, top5: proportion(clean.top5, clean.n), counts: clean }, cells };
+}

@@ -1,0 +1,4 @@
+/** Evaluation: accuracy grids with intervals, label leaking, transfer between models. */
+export * from './stats.js';
+export * from './evaluate.js';
+export * from './transfer.js';

@@ -1,0 +1,95 @@
+/**
+ * Transfer between models: adversarial examples made on a source model from
+ * randomly sampled clean test images, classified by a target model.
+ *   transfer rate = among the images whose adversarial example the SOURCE
+ *                   misclassifies, the fraction the TARGET misclassifies too;
+ *   error rate    = the fraction of all adversarial images the target misclassifies.
+ */
+import { Generator, type Tensor, noGrad, randperm, scope } from '../engine/index.js';
+import type * as A from '../attacks/index.js';
+import type { Dataset } from '../data/dataset.js';
+import type { Classifier } from '../models/classifier.js';
+import { adversarialBatches } from './evaluate.js';
+import { type Interval, proportion } from './stats.js';
+
+export interface TransferOptions {
+  methods: A.MethodName[];
+  eps?: number[];
+  /** Number of test images sampled at random (default 1000, or all if fewer). */
+  samples?: number;
+  seed?: number;
+  batchSize?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface TransferCell {
+  method: A.MethodName;
+  eps: number;
+  source: string;
+  target: string;
+  /** Adversarial examples the source misclassifies (the denominator of the transfer rate). */
+  sourceFooled: number;
+  /** Of those, the ones the target misclassifies too. */
+  transferred: number;
+  /** Adversarial examples the target misclassifies, of all. */
+  targetErrors: number;
+  n: number;
+  transferRate: Interval;
+  errorRate: Interval;
+}
+
+/** Samples `count` distinct indices of the dataset with a seeded permutation. */
+export function sampleIndices(length: number, count: number, seed: number): number[] {
+  return scope(() => Array.from(randperm(length, { generator: new Generator(seed) }).narrow(0, 0, Math.min(count, length)).dataSync() as BigInt64Array, Number));
+}
+
+const wrong = (model: Classifier, x: Tensor, y: Tensor): Uint8Array =>
+  noGrad(() => scope(() => model.logits(x).argmax(1).ne(y).to('uint8').dataSync() as Uint8Array));
+
+/** The full source x target matrix for every method and eps. Models are named by the keys of `models`. */
+export async function transferMatrix(models: Map<string, Classifier>, data: Dataset, opts: TransferOptions): Promise<TransferCell[]> {
+  const eps = opts.eps ?? [2, 4, 8, 16];
+  const indices = sampleIndices(data.length, opts.samples ?? 1000, opts.seed ?? 0);
+  const batchSize = opts.batchSize ?? 128;
+  const cells = new Map<string, TransferCell>();
+  const names = [...models.keys()];
+  for (const m of opts.methods) for (const e of eps) for (const s of names) for (const t of names) {
+    cells.set(`${m}@${e}:${s}>${t}`, { method: m, eps: e, source: s, target: t, sourceFooled: 0, transferred: 0, targetErrors: 0, n: 0, transferRate: proportion(0, 0), errorRate: proportion(0, 0) });
+  }
+  for (let start = 0; start < indices.length; start += batchSize) {
+    const batch = await data.get(indices.slice(start, start + batchSize));
+    try {
+      scope(() => {
+        for (const [s, source] of models) {
+          const advs = adversarialBatches(source, batch.images, batch.labels, opts.methods, eps, opts.seed ?? 0);
+          for (const [m, list] of advs) {
+            list.forEach((adv, i) => {
+              const fooled = wrong(source, adv, batch.labels);
+              for (const [t, target] of models) {
+                const targetWrong = t === s ? fooled : wrong(target, adv, batch.labels);
+                const cell = cells.get(`${m}@${eps[i]}:${s}>${t}`) as TransferCell;
+                for (let j = 0; j < fooled.length; j++) {
+                  cell.n++;
+                  cell.targetErrors += targetWrong[j] as number;
+                  if (fooled[j]) {
+                    cell.sourceFooled++;
+                    cell.transferred += targetWrong[j] as number;
+                  }
+                }
+              }
+            });
+          }
+        }
+      });
+    } finally {
+      batch.images.dispose();
+      batch.labels.dispose();
+    }
+    opts.onProgress?.(Math.min(start + batchSize, indices.length), indices.length);
+  }
+  for (const c of cells.values()) {
+    c.transferRate = proportion(c.transferred, c.sourceFooled);
+    c.errorRate = proportion(c.targetErrors, c.n);
+  }
+  return [...cells.values()];
+}

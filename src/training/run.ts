@@ -1,0 +1,202 @@
+/**
+ * A whole training run around the trainer: epochs of batches from a loader,
+ * learning-rate schedule, held-out evaluation every N steps, checkpoints every
+ * N steps and at the end, a stop request (SIGINT/SIGTERM in the CLI) that
+ * writes a checkpoint before returning, and exact resumption: the data order
+ * comes from seed + epoch, and the checkpoint holds the weights, the optimizer
+ * state, the generators and the position in the epoch, so a resumed run
+ * reaches the same weights as one that never stopped.
+ */
+import { existsSync } from 'node:fs';
+import { globalGeneratorState, setGlobalGeneratorState } from '../engine/index.js';
+import type { Dataset } from '../data/dataset.js';
+import { DataLoader } from '../data/loader.js';
+import { type Json, disposeCheckpoint, loadCheckpointSync, saveCheckpointSync } from '../io/index.js';
+import { type Classifier } from '../models/classifier.js';
+import { type ModelSpec, specJson } from '../models/registry.js';
+import { Adam, type Optimizer, RMSProp, SGD, type Schedule, constant, exponentialDecay } from '../optim/index.js';
+import { type AdversarialConfig, AdversarialTrainer, type StepStats } from './trainer.js';
+
+export type OptimizerName = 'sgd' | 'rmsprop' | 'rmsprop-tf' | 'adam';
+
+export interface OptimizerConfig {
+  name: OptimizerName;
+  lr: number;
+  momentum?: number;
+  weightDecay?: number;
+  /** Multiply the rate by this every `decayEpochs` epochs (the paper: 0.94 every 2). */
+  decay?: number;
+  decayEpochs?: number;
+}
+
+export interface TrainConfig {
+  /** Minibatch size m. */
+  batchSize: number;
+  epochs: number;
+  /** Stop after this many steps in all (default: epochs x batches per epoch). */
+  maxSteps?: number;
+  adversarial: AdversarialConfig;
+  optimizer: OptimizerConfig;
+  seed: number;
+  /** Held-out evaluation every N steps (0: only at the end). */
+  evalEvery?: number;
+  /** Checkpoint every N steps (0: only at the end and on a stop request). */
+  checkpointEvery?: number;
+}
+
+export type TrainEvent =
+  | ({ type: 'step'; epoch: number; imagesPerSec: number; totalSteps: number } & StepStats)
+  | ({ type: 'eval'; step: number } & HeldOut)
+  | { type: 'checkpoint'; step: number; path: string }
+  | { type: 'epoch'; epoch: number; skipped: number; seconds: number }
+  | { type: 'resume'; step: number; epoch: number; batch: number };
+
+/** Held-out accuracy, clean and under the caller's attack. */
+export interface HeldOut {
+  clean: number;
+  adversarial: number;
+  /** What `adversarial` measures, e.g. 'step-ll at eps 8 on 1000 test images'. */
+  what: string;
+}
+
+export interface RunOptions {
+  model: Classifier;
+  spec: ModelSpec;
+  train: Dataset;
+  /** Measures held-out accuracy (the CLI passes the evaluation grid); called every evalEvery steps and at the end. */
+  heldOut?: (model: Classifier) => Promise<HeldOut>;
+  config: TrainConfig;
+  /** Checkpoint file (written atomically). */
+  checkpoint: string;
+  /** Continue from `checkpoint` if it exists. */
+  resume?: boolean;
+  onEvent?: (e: TrainEvent) => void;
+  /** When aborted, the run writes a checkpoint after the current step and returns. */
+  signal?: AbortSignal;
+}
+
+export interface RunResult {
+  steps: number;
+  stopped: boolean;
+  finalEval: HeldOut | null;
+}
+
+function makeOptimizer(c: OptimizerConfig, params: ReturnType<Classifier['module']['parameters']>): Optimizer {
+  switch (c.name) {
+    case 'sgd':
+      return new SGD(params, c.lr, { momentum: c.momentum ?? 0.9, weightDecay: c.weightDecay });
+    case 'rmsprop':
+      return new RMSProp(params, c.lr, { momentum: c.momentum, weightDecay: c.weightDecay });
+    case 'rmsprop-tf':
+      return new RMSProp(params, c.lr, { variant: 'tensorflow', momentum: c.momentum, weightDecay: c.weightDecay });
+    case 'adam':
+      return new Adam(params, c.lr, { weightDecay: c.weightDecay });
+    default:
+      throw new Error(`unknown optimizer '${String(c.name)}': expected sgd, rmsprop, rmsprop-tf or adam`);
+  }
+}
+
+function makeSchedule(c: OptimizerConfig, stepsPerEpoch: number): Schedule {
+  if (c.decay === undefined || c.decay === 1) return constant(c.lr);
+  return exponentialDecay({ initial: c.lr, rate: c.decay, decaySteps: (c.decayEpochs ?? 1) * stepsPerEpoch });
+}
+
+/** The parts of the config a resumed run must share with the original. */
+function fingerprint(c: TrainConfig): string {
+  return JSON.stringify({ batchSize: c.batchSize, adversarial: c.adversarial, optimizer: c.optimizer, seed: c.seed });
+}
+
+/** Trains; see the module comment. */
+export async function runTraining(o: RunOptions): Promise<RunResult> {
+  const c = o.config;
+  const emit = o.onEvent ?? (() => {});
+  const loader = new DataLoader(o.train, c.batchSize, { seed: c.seed, shuffle: true });
+  const optimizer = makeOptimizer(c.optimizer, o.model.module.parameters());
+  const schedule = makeSchedule(c.optimizer, loader.batchesPerEpoch);
+  const trainer = new AdversarialTrainer(o.model, optimizer, c.adversarial, { seed: c.seed, schedule });
+  const totalSteps = Math.min(c.maxSteps ?? Infinity, c.epochs * loader.batchesPerEpoch);
+  let epoch = 0;
+  let skipBatches = 0;
+
+  if (o.resume && existsSync(o.checkpoint)) {
+    const saved = loadCheckpointSync(o.checkpoint);
+    try {
+      const before = (saved.config?.fingerprint as string | undefined) ?? '';
+      if (before !== fingerprint(c)) {
+        throw new Error(`checkpoint ${o.checkpoint}: it was written by a run with other settings (${before}); resume with the same options or start a new run`);
+      }
+      o.model.module.loadStateDict(saved.weights);
+      if (saved.optimizer) optimizer.loadStateDict(saved.optimizer);
+      const rng = saved.rng ?? {};
+      if (rng.eps) trainer.epsGenerator.setState(rng.eps);
+      if (rng.attack) trainer.attackGenerator.setState(rng.attack);
+      if (rng.global) setGlobalGeneratorState(rng.global);
+      trainer.step = saved.step ?? 0;
+      epoch = saved.epoch ?? 0;
+      skipBatches = trainer.step - epoch * loader.batchesPerEpoch;
+      emit({ type: 'resume', step: trainer.step, epoch, batch: skipBatches });
+    } finally {
+      disposeCheckpoint(saved);
+    }
+  }
+
+  const save = (): void => {
+    saveCheckpointSync(o.checkpoint, {
+      model: specJson(o.spec),
+      weights: o.model.module.stateDict(),
+      optimizer: optimizer.stateDict(),
+      rng: { eps: trainer.epsGenerator.getState(), attack: trainer.attackGenerator.getState(), global: globalGeneratorState() },
+      step: trainer.step,
+      epoch: Math.floor(trainer.step / loader.batchesPerEpoch),
+      config: { fingerprint: fingerprint(c), ...(JSON.parse(JSON.stringify(c)) as { [k: string]: Json }) },
+    });
+    emit({ type: 'checkpoint', step: trainer.step, path: o.checkpoint });
+  };
+
+  const heldOut = async (): Promise<HeldOut | null> => {
+    if (!o.heldOut) return null;
+    const r = await o.heldOut(o.model);
+    emit({ type: 'eval', step: trainer.step, ...r });
+    return r;
+  };
+
+  let stopped = false;
+  try {
+    outer: for (; epoch < c.epochs && trainer.step < totalSteps; epoch++) {
+      const run = loader.epoch(epoch);
+      let index = 0;
+      let windowStart = performance.now();
+      let windowImages = 0;
+      for await (const batch of run) {
+        try {
+          if (index++ < skipBatches) continue;
+          const stats = trainer.trainStep(batch.images, batch.labels);
+          windowImages += batch.labels.shape[0] as number;
+          const now = performance.now();
+          emit({ type: 'step', epoch, imagesPerSec: (windowImages * 1000) / Math.max(now - windowStart, 1e-3), totalSteps, ...stats });
+          if (now - windowStart > 5000) {
+            windowStart = now;
+            windowImages = 0;
+          }
+        } finally {
+          batch.images.dispose();
+          batch.labels.dispose();
+        }
+        if (c.evalEvery && trainer.step % c.evalEvery === 0) await heldOut();
+        if (c.checkpointEvery && trainer.step % c.checkpointEvery === 0) save();
+        if (o.signal?.aborted) {
+          stopped = true;
+          break outer;
+        }
+        if (trainer.step >= totalSteps) break outer;
+      }
+      skipBatches = 0;
+      emit({ type: 'epoch', epoch, skipped: run.summary.skipped, seconds: run.summary.seconds });
+    }
+    save();
+    const finalEval = stopped ? null : await heldOut();
+    return { steps: trainer.step, stopped, finalEval };
+  } finally {
+    optimizer.dispose();
+  }
+}

@@ -1,0 +1,47 @@
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli } from '../helpers/cli.js';
+import { writeMnistCheckpoint } from '../helpers/checkpoints.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'advml-eval-'));
+const ckpt = join(dir, 'mnist.safetensors');
+before(() => writeMnistCheckpoint(ckpt));
+
+interface Cell { method: string; eps: number; labelSource: string; top1: { value: number; low: number; high: number }; ratio: number; labelLeaking: boolean }
+
+test('advml eval prints the grid and writes JSON with intervals, ratios and label sources', () => {
+  const json = join(dir, 'eval.json');
+  const r = runCli(['eval', '--model', ckpt, '--limit', '200', '--methods', 'fgsm,step-ll,random-sign', '--eps', '8,48', '--json', json]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^200 images\. clean top-1/m);
+  assert.match(r.stdout, /^fgsm\s+48\s+true/m);
+  assert.match(r.stderr, /"event":"eval","done":200,"total":200/);
+  const out = JSON.parse(readFileSync(json, 'utf8')) as { images: number; clean: { top1: { value: number } }; cells: Cell[] };
+  assert.equal(out.images, 200);
+  assert.equal(out.cells.length, 6);
+  const at = (m: string, e: number): Cell => out.cells.find((c) => c.method === m && c.eps === e)!;
+  assert.equal(at('step-ll', 8).labelSource, 'leastLikely');
+  assert.equal(at('random-sign', 8).labelSource, 'none');
+  assert.ok(at('fgsm', 48).top1.value < at('fgsm', 8).top1.value);
+  assert.ok(at('fgsm', 48).top1.value < at('random-sign', 48).top1.value);
+  for (const c of out.cells) {
+    assert.ok(c.top1.low <= c.top1.value && c.top1.value <= c.top1.high);
+    assert.ok(Math.abs(c.ratio - c.top1.value / out.clean.top1.value) < 1e-12);
+  }
+});
+
+test('advml eval rejects bad options by name', () => {
+  for (const [args, re] of [
+    [['eval', '--model', ckpt, '--methods', 'fgsm,xx'], /unknown method 'xx'/],
+    [['eval', '--model', ckpt, '--eps', '8,'], /--eps value 2 \(''\)/],
+    [['eval', '--model', ckpt, '--seed=-3'], /--seed must be a non-negative integer/],
+    [['eval'], /--model is required/],
+  ] as [string[], RegExp][]) {
+    const r = runCli(args);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, re);
+  }
+});
