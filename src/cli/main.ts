@@ -7,6 +7,7 @@ const loaders: Record<string, () => Promise<Command>> = {
   bench: async () => (await import('./bench.js')).bench,
   attack: async () => (await import('./attack.js')).attack,
   eval: async () => (await import('./eval.js')).evalCommand,
+  train: async () => (await import('./train.js')).train,
 };
 
 const summaries: Record<string, string> = {
@@ -14,6 +15,7 @@ const summaries: Record<string, string> = {
   bench: 'measure advml against PyTorch on the same models, batch and threads',
   attack: 'make adversarial images with any method and eps list; PNG files and a JSON summary',
   eval: 'accuracy grid over methods and eps, with confidence intervals and label-leaking flags',
+  train: "adversarial training (the paper's Algorithm 1), resumable, from a preset",
 };
 
 function usage(): string {

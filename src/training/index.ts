@@ -2,3 +2,4 @@
 export * from './eps.js';
 export * from './trainer.js';
 export * from './run.js';
+export * from './presets.js';

@@ -182,6 +182,9 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
           batch.images.dispose();
           batch.labels.dispose();
         }
+        // Let timers and signal handlers run: in-memory batches resolve as
+        // microtasks, which alone would never yield to them.
+        await new Promise<void>((resolve) => setImmediate(resolve));
         if (c.evalEvery && trainer.step % c.evalEvery === 0) await heldOut();
         if (c.checkpointEvery && trainer.step % c.checkpointEvery === 0) save();
         if (o.signal?.aborted) {

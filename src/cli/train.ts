@@ -1,0 +1,203 @@
+/**
+ * `advml train`: adversarial training (the paper's Algorithm 1) from a preset
+ * with any option overridden; progress on the terminal, JSON lines in the
+ * output folder, checkpoints every N steps, SIGINT/SIGTERM write a checkpoint
+ * and exit, `--resume` continues exactly.
+ */
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import * as A from '../attacks/index.js';
+import type { Dataset } from '../data/dataset.js';
+import { openImageNet } from '../data/index.js';
+import { evaluate } from '../evaluation/index.js';
+import { type Classifier, buildClassifier, classifierFromCheckpoint } from '../models/index.js';
+import { disposeCheckpoint, loadCheckpointSync } from '../io/index.js';
+import { type HeldOut, type OptimizerName, PRESETS, type Preset, type TrainEvent, parseEpsSpec, runTraining } from '../training/index.js';
+import { type Command, UsageError, nonNegativeInt, parseOptions, positiveInt } from './command.js';
+import { loadDataset } from './common.js';
+import { progressBar } from './progress.js';
+
+export const train: Command = {
+  name: 'train',
+  help: `Usage: advml train --out DIR [--preset NAME] [options]
+
+Trains with the paper's Algorithm 1: in each minibatch of m examples, k are
+replaced by adversarial examples made from the current model, and the loss is
+(sum clean + lambda sum adversarial) / ((m - k) + lambda k).
+
+Presets (--preset, default mnist):
+${Object.values(PRESETS).map((p) => `  ${p.name.padEnd(15)} ${p.description}`).join('\n')}
+
+Options (override the preset):
+  --out DIR             where checkpoint.safetensors and train.jsonl go (required)
+  --resume              continue from DIR/checkpoint.safetensors (same options)
+  --init FILE           start from this checkpoint's weights ("delayed" training)
+  --epochs N            passes over the training set
+  --steps N             stop after N steps in all
+  --batch M             minibatch size m
+  --k N                 adversarial examples per minibatch (0: plain training)
+  --adv-fraction F      k as a fraction of m (0.5: half)
+  --lambda L            weight of adversarial examples in the loss
+  --method NAME         attack used in training (default step-ll)
+  --label SOURCE        its label source (true, predicted, leastLikely, random)
+  --eps SPEC            eps per example, pixel units: a number, uniform:LO:HI,
+                        truncnorm:MEAN:STD:LO:HI, or paper (truncnorm:0:8:0:16)
+  --delay D             clean-only steps before adversarial examples
+  --optimizer NAME      sgd, rmsprop, rmsprop-tf, adam
+  --lr R                learning rate; --lr-decay F every --decay-epochs E
+  --momentum M, --weight-decay W, --label-smoothing S
+  --width RHO           width multiplier of the model
+  --activation NAME     relu, relu6, tanh, reluDecay
+  --seed N              seed of data order, init, eps and attacks
+  --limit N             use the first N training images
+  --checkpoint-every N  steps between checkpoints (0: end and stop only)
+  --eval-every N        steps between held-out evaluations (0: end only)
+  --eval-images N       held-out test images (default 1000)
+  --eval-method NAME    held-out attack (default: the preset's)
+  --eval-eps E          held-out eps (default: the preset's middle value)
+  --json                JSON lines on stdout instead of a progress bar
+  -h, --help            show this help`,
+  async run(argv) {
+    const { values: o } = parseOptions('train', argv, {
+      out: { type: 'string' }, preset: { type: 'string', default: 'mnist' }, resume: { type: 'boolean' }, init: { type: 'string' },
+      epochs: { type: 'string' }, steps: { type: 'string' }, batch: { type: 'string' }, k: { type: 'string' }, 'adv-fraction': { type: 'string' },
+      lambda: { type: 'string' }, method: { type: 'string' }, label: { type: 'string' }, eps: { type: 'string' }, delay: { type: 'string' },
+      optimizer: { type: 'string' }, lr: { type: 'string' }, 'lr-decay': { type: 'string' }, 'decay-epochs': { type: 'string' },
+      momentum: { type: 'string' }, 'weight-decay': { type: 'string' }, 'label-smoothing': { type: 'string' }, width: { type: 'string' },
+      activation: { type: 'string' }, seed: { type: 'string' }, limit: { type: 'string' }, 'checkpoint-every': { type: 'string' },
+      'eval-every': { type: 'string' }, 'eval-images': { type: 'string' }, 'eval-method': { type: 'string' }, 'eval-eps': { type: 'string' },
+      json: { type: 'boolean' },
+    });
+    if (!o.out) throw new UsageError("advml train: --out is required (a folder for the checkpoint and the log)");
+    const preset = PRESETS[o.preset];
+    if (!preset) throw new UsageError(`advml train: unknown preset '${o.preset}' (known: ${Object.keys(PRESETS).join(', ')})`);
+    const p: Preset = JSON.parse(JSON.stringify(preset)) as Preset;
+    const c = p.config;
+    const num = (name: string, v: string | undefined, check: (n: number) => boolean, what: string): number | undefined => {
+      if (v === undefined) return undefined;
+      const n = Number(v);
+      if (v.trim() === '' || !check(n)) throw new UsageError(`advml train: --${name} must be ${what}, got '${v}'`);
+      return n;
+    };
+    const pos = (n: number): boolean => Number.isFinite(n) && n > 0;
+    const nonneg = (n: number): boolean => Number.isFinite(n) && n >= 0;
+    c.epochs = positiveInt('train', 'epochs', o.epochs, c.epochs);
+    if (o.steps !== undefined) c.maxSteps = positiveInt('train', 'steps', o.steps, 1);
+    c.batchSize = positiveInt('train', 'batch', o.batch, c.batchSize);
+    const k = nonNegativeInt('train', 'k', o.k, Math.min(c.adversarial.adversarial, c.batchSize));
+    const fraction = num('adv-fraction', o['adv-fraction'], (n) => n >= 0 && n <= 1, 'a number in [0, 1]');
+    c.adversarial.adversarial = fraction === undefined ? k : Math.round(fraction * c.batchSize);
+    if (c.adversarial.adversarial > c.batchSize) throw new UsageError(`advml train: --k (${c.adversarial.adversarial}) cannot exceed the batch size (${c.batchSize})`);
+    c.adversarial.lambda = num('lambda', o.lambda, nonneg, 'a number >= 0') ?? c.adversarial.lambda;
+    if (o.method !== undefined) {
+      if (!(A.METHOD_NAMES as readonly string[]).includes(o.method)) throw new UsageError(`advml train: unknown method '${o.method}' (known: ${A.METHOD_NAMES.join(', ')})`);
+      c.adversarial.method = o.method as A.MethodName;
+    }
+    if (o.label !== undefined) {
+      if (!A.LABEL_SOURCES.includes(o.label as A.LabelSource)) throw new UsageError(`advml train: --label must be one of ${A.LABEL_SOURCES.join(', ')}`);
+      c.adversarial.label = o.label as A.LabelSource;
+    }
+    if (o.eps !== undefined) {
+      try {
+        c.adversarial.eps = parseEpsSpec(o.eps);
+      } catch (e) {
+        throw new UsageError(`advml train: --eps: ${(e as Error).message}`);
+      }
+    }
+    c.adversarial.delay = nonNegativeInt('train', 'delay', o.delay, c.adversarial.delay ?? 0);
+    c.adversarial.labelSmoothing = num('label-smoothing', o['label-smoothing'], (n) => n >= 0 && n < 1, 'a number in [0, 1)') ?? c.adversarial.labelSmoothing;
+    if (o.optimizer !== undefined) {
+      if (!['sgd', 'rmsprop', 'rmsprop-tf', 'adam'].includes(o.optimizer)) throw new UsageError(`advml train: --optimizer must be sgd, rmsprop, rmsprop-tf or adam`);
+      c.optimizer.name = o.optimizer as OptimizerName;
+    }
+    c.optimizer.lr = num('lr', o.lr, pos, 'a positive number') ?? c.optimizer.lr;
+    c.optimizer.decay = num('lr-decay', o['lr-decay'], (n) => n > 0 && n <= 1, 'a number in (0, 1]') ?? c.optimizer.decay;
+    c.optimizer.decayEpochs = num('decay-epochs', o['decay-epochs'], pos, 'a positive number') ?? c.optimizer.decayEpochs;
+    c.optimizer.momentum = num('momentum', o.momentum, (n) => n >= 0 && n <= 1, 'a number in [0, 1]') ?? c.optimizer.momentum;
+    c.optimizer.weightDecay = num('weight-decay', o['weight-decay'], nonneg, 'a number >= 0') ?? c.optimizer.weightDecay;
+    p.spec.options.width = num('width', o.width, pos, 'a positive number') ?? p.spec.options.width;
+    if (o.activation !== undefined) {
+      if (!['relu', 'relu6', 'tanh', 'reluDecay'].includes(o.activation)) throw new UsageError('advml train: --activation must be relu, relu6, tanh or reluDecay');
+      p.spec.options.activation = o.activation as 'relu';
+    }
+    c.seed = nonNegativeInt('train', 'seed', o.seed, c.seed);
+    p.spec.options.seed = c.seed;
+    c.checkpointEvery = nonNegativeInt('train', 'checkpoint-every', o['checkpoint-every'], c.checkpointEvery ?? 0);
+    c.evalEvery = nonNegativeInt('train', 'eval-every', o['eval-every'], c.evalEvery ?? 0);
+    const evalImages = positiveInt('train', 'eval-images', o['eval-images'], 1000);
+    const evalMethod = (o['eval-method'] ?? p.evalMethod) as A.MethodName;
+    if (!A.METHOD_NAMES.includes(evalMethod)) throw new UsageError(`advml train: unknown --eval-method '${evalMethod}'`);
+    const evalEps = num('eval-eps', o['eval-eps'], (n) => n >= 0 && n <= A.MAX_EPS, 'a number in [0, 255]') ?? (p.evalEps[2] as number);
+    const limit = o.limit === undefined ? undefined : positiveInt('train', 'limit', o.limit, 1);
+
+    mkdirSync(o.out, { recursive: true });
+    const checkpoint = join(o.out, 'checkpoint.safetensors');
+    const { train: trainData, test } = await openData(p, limit);
+    const model = initialModel(p, o.init);
+    const logFile = join(o.out, 'train.jsonl');
+    const bar = o.json ? null : progressBar('train');
+    const onEvent = (e: TrainEvent): void => {
+      appendFileSync(logFile, JSON.stringify({ time: new Date().toISOString(), ...e }) + '\n');
+      if (o.json) console.log(JSON.stringify(e));
+      else if (e.type === 'step') {
+        bar!.update(e.step, e.totalSteps, {
+          epoch: e.epoch, loss: e.loss, 'img/s': Math.round(e.imagesPerSec), clean: e.cleanAccuracy ?? NaN, adv: e.adversarialAccuracy ?? NaN,
+        });
+      } else if (e.type === 'eval') console.error(`\nheld-out at step ${e.step}: clean ${(e.clean * 100).toFixed(1)}%, ${e.what}: ${(e.adversarial * 100).toFixed(1)}%`);
+      else if (e.type === 'resume') console.error(`resuming at step ${e.step} (epoch ${e.epoch}, batch ${e.batch})`);
+    };
+    const heldOut = test
+      ? async (m: Classifier): Promise<HeldOut> => {
+          const n = Math.min(evalImages, test.length);
+          const r = await evaluate(m, test, { methods: [evalMethod], eps: [evalEps], indices: Array.from({ length: n }, (_, i) => i), seed: c.seed });
+          return { clean: r.clean.top1.value, adversarial: r.cells[0]!.top1.value, what: `${evalMethod} at eps ${evalEps} on ${n} test images` };
+        }
+      : undefined;
+    const abort = new AbortController();
+    let signalName: NodeJS.Signals | null = null;
+    const onSignal = (s: NodeJS.Signals): void => {
+      if (signalName) process.exit(s === 'SIGINT' ? 130 : 143); // a second signal: stop now
+      signalName = s;
+      abort.abort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      const r = await runTraining({ model, spec: p.spec, train: trainData, heldOut, config: c, checkpoint, resume: o.resume, onEvent, signal: abort.signal });
+      bar?.done();
+      if (r.stopped) {
+        console.error(`stopped by ${signalName} at step ${r.steps}: checkpoint written to ${checkpoint}; continue with --resume`);
+        return signalName === 'SIGINT' ? 130 : 143;
+      }
+      const fe = r.finalEval;
+      console.log(`trained ${r.steps} steps; checkpoint ${checkpoint}` + (fe ? `; clean ${(fe.clean * 100).toFixed(1)}%, ${fe.what}: ${(fe.adversarial * 100).toFixed(1)}%` : ''));
+      return 0;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      model.dispose();
+      (trainData as Partial<{ dispose(): void }>).dispose?.();
+      (test as Partial<{ dispose(): void }> | undefined)?.dispose?.();
+    }
+  },
+};
+
+async function openData(p: Preset, limit?: number): Promise<{ train: Dataset; test?: Dataset }> {
+  if (p.data === 'imagenet') {
+    const [size] = p.spec.classifier.inputShape.slice(1);
+    return { train: await openImageNet('train', { size }), test: await openImageNet('val', { size }) };
+  }
+  return { train: loadDataset(p.data, 'train', limit), test: loadDataset(p.data, 'test') };
+}
+
+function initialModel(p: Preset, init: string | undefined): Classifier {
+  if (!init) return buildClassifier(p.spec);
+  const c = loadCheckpointSync(init);
+  try {
+    const m = classifierFromCheckpoint(c);
+    m.module.train();
+    return m;
+  } finally {
+    disposeCheckpoint(c);
+  }
+}
