@@ -32,7 +32,7 @@ const { values: args } = parseArgs({
     batch: { type: 'string', default: '128' },
     threads: { type: 'string', default: '2' },
     models: { type: 'string', default: 'mnist-cnn,resnet20' },
-    modes: { type: 'string', default: 'forward,fgsm,train' },
+    modes: { type: 'string', default: 'forward,fgsm,train,adv-train' },
     json: { type: 'string' },
     markdown: { type: 'string' },
     python: { type: 'string', default: '/usr/bin/python3' },
@@ -54,7 +54,7 @@ if (!(seconds > 0)) throw new Error(`--seconds must be positive, got '${args.sec
 const models = args.models.split(',') as BenchModel[];
 for (const m of models) if (!(m in MODELS)) throw new Error(`--models: unknown model '${m}' (known: ${Object.keys(MODELS).join(', ')})`);
 const modes = args.modes.split(',') as BenchMode[];
-for (const m of modes) if (!['forward', 'fgsm', 'train'].includes(m)) throw new Error(`--modes: unknown mode '${m}'`);
+for (const m of modes) if (!['forward', 'fgsm', 'train', 'adv-train'].includes(m)) throw new Error(`--modes: unknown mode '${m}'`);
 
 async function main(): Promise<void> {
   setNumThreads(threads);
@@ -119,7 +119,9 @@ Machine: ${meta.machine}. Date: ${meta.date}. PyTorch ${meta.torchVersion} (Debi
 ${table}
 
 Modes: \`forward\` is inference without autograd; \`fgsm\` is forward, cross-entropy, gradient with respect to the
-input and the signed step; \`train\` is forward, backward and an SGD-with-momentum step in training mode.
+input and the signed step; \`train\` is forward, backward and an SGD-with-momentum step in training mode;
+\`adv-train\` is one step of the paper's Algorithm 1 (k = m/2 step l.l. examples at eps 8 made in inference mode from
+the current weights, then a step on the mixed batch with lambda 0.3), advml through its \`AdversarialTrainer\`.
 `;
 }
 

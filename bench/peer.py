@@ -101,6 +101,28 @@ def make_step(model, mode, x, y):
                 loss = F.cross_entropy(model(xr), y)
                 (g,) = torch.autograd.grad(loss, xr)
                 (xr.detach() + (eps / 255) * g.sign()).clamp_(0, 1)
+    elif mode == "adv-train":
+        # One step of the paper's Algorithm 1: k = m/2 step l.l. examples (eps 8) from the current
+        # weights in inference mode, then a step on the mixed batch with the normalised loss.
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        m = x.shape[0]
+        k = m // 2
+        lam = 0.3
+
+        def step():
+            model.eval()
+            xk = x[:k]
+            with torch.no_grad():
+                y_ll = model(xk).argmin(1)
+            xr = xk.detach().requires_grad_(True)
+            (g,) = torch.autograd.grad(F.cross_entropy(model(xr), y_ll, reduction="sum"), xr)
+            x_adv = (xk - (8 / 255) * g.sign()).clamp(0, 1)
+            model.train()
+            losses = F.cross_entropy(model(torch.cat([x_adv, x[k:]])), y, reduction="none")
+            loss = (losses[k:].sum() + lam * losses[:k].sum()) / ((m - k) + lam * k)
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
     elif mode == "train":
         model.train()
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)

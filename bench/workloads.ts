@@ -5,11 +5,12 @@
  */
 import { type Tensor, Generator, crossEntropy, grad, noGrad, rand, randint, scope } from '../src/index.js';
 import { Module } from '../src/nn/index.js';
-import { MnistCnn, ResNet } from '../src/models/index.js';
+import { Classifier, MnistCnn, ResNet } from '../src/models/index.js';
+import { AdversarialTrainer } from '../src/training/index.js';
 import { SGD } from '../src/optim/index.js';
 
 export type BenchModel = 'mnist-cnn' | 'resnet20';
-export type BenchMode = 'forward' | 'fgsm' | 'train';
+export type BenchMode = 'forward' | 'fgsm' | 'train' | 'adv-train';
 
 export const MODELS: Record<BenchModel, { make: (g: Generator) => Module; shape: number[] }> = {
   'mnist-cnn': { make: (g) => new MnistCnn({ generator: g }), shape: [1, 28, 28] },
@@ -42,6 +43,13 @@ export function workload(modelName: BenchModel, mode: BenchMode, batch: number):
         const [gx] = grad(loss, xr);
         noGrad(() => xr.detach().add((gx as Tensor).sign(), 8 / 255).clamp(0, 1));
       });
+  } else if (mode === 'adv-train') {
+    // The paper's Algorithm 1 as the trainer runs it: k = m/2 step l.l. examples at eps 8, lambda 0.3.
+    const classifier = new Classifier(model, { classes: 10, inputShape: spec.shape as [number, number, number], inputRange: [0, 1] });
+    const opt = new SGD(model.parameters(), 0.01, { momentum: 0.9 });
+    extra = opt;
+    const trainer = new AdversarialTrainer(classifier, opt, { adversarial: batch / 2, lambda: 0.3, method: 'step-ll', eps: { kind: 'fixed', value: 8 } });
+    step = () => void trainer.trainStep(x, y);
   } else {
     model.train();
     const opt = new SGD(model.parameters(), 0.01, { momentum: 0.9 });

@@ -20,7 +20,7 @@ Options (passed through):
   --batch N          batch size (default 128)
   --threads N        threads on both sides (default 2)
   --models LIST      mnist-cnn,resnet20
-  --modes LIST       forward,fgsm,train
+  --modes LIST       forward,fgsm,train,adv-train
   --json FILE        write the figures as JSON
   --markdown FILE    write the figures as a Markdown page (docs/benchmarks.md)
   -h, --help         show this help`,

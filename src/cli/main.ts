@@ -8,6 +8,7 @@ const loaders: Record<string, () => Promise<Command>> = {
   attack: async () => (await import('./attack.js')).attack,
   eval: async () => (await import('./eval.js')).evalCommand,
   train: async () => (await import('./train.js')).train,
+  demo: async () => (await import('./demo.js')).demo,
 };
 
 const summaries: Record<string, string> = {
@@ -16,6 +17,7 @@ const summaries: Record<string, string> = {
   attack: 'make adversarial images with any method and eps list; PNG files and a JSON summary',
   eval: 'accuracy grid over methods and eps, with confidence intervals and label-leaking flags',
   train: "adversarial training (the paper's Algorithm 1), resumable, from a preset",
+  demo: 'the main job: plain and adversarial training on MNIST, evaluated, with a report',
 };
 
 function usage(): string {

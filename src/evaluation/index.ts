@@ -2,3 +2,4 @@
 export * from './stats.js';
 export * from './evaluate.js';
 export * from './transfer.js';
+export * from './sweep-types.js';
