@@ -9,7 +9,7 @@ import * as A from '../attacks/index.js';
 import { tensorToPng, writeFileAtomicSync } from '../io/index.js';
 import { type Classifier, loadClassifier } from '../models/index.js';
 import { type Command, UsageError, nonNegativeInt, parseOptions, positiveInt } from './command.js';
-import { loadDataset, parseDataset, parseEpsList, parseMethods } from './common.js';
+import { openData, parseEpsList, parseMethods } from './common.js';
 import { labelSourceOf } from '../evaluation/index.js';
 
 interface Result {
@@ -22,7 +22,7 @@ interface Result {
 
 export const attack: Command = {
   name: 'attack',
-  help: `Usage: advml attack --model CHECKPOINT --data DATASET[:SPLIT] --out DIR [options]
+  help: `Usage: advml attack --model CHECKPOINT --data DATA --out DIR [options]
 
 Makes adversarial images with each method and eps, and writes them as PNG
 files (DIR/METHOD/eps-E/INDEX.png) with DIR/summary.json: the clean and
@@ -31,7 +31,9 @@ L2 norms in pixel units, and the accuracy for each method and eps.
 
 Options:
   --model FILE      a checkpoint written by advml (advml train, or the library)
-  --data NAME       mnist or fashion-mnist, with :test (default) or :train
+  --data DATA       mnist or fashion-mnist, with :test (default) or :train, or
+                    folder:PATH (JPEG/PNG images, one sub-folder per class,
+                    resized and cropped to the model's input size)
   --limit N         number of images, from the start of the split (default 16)
   --method LIST     comma-separated methods (default fgsm); one of:
                     ${A.METHOD_NAMES.join(', ')}
@@ -67,10 +69,11 @@ Options:
     const limit = positiveInt('attack', 'limit', o.limit, 16);
     const batch = positiveInt('attack', 'batch', o.batch, 128);
     const seed = nonNegativeInt('attack', 'seed', o.seed, 0);
-    const { name, split } = parseDataset(o.data, 'attack');
-
     const model = loadClassifier(o.model);
-    const data = loadDataset(name, split, limit);
+    const data = await openData(o.data, 'attack', { limit, imageSize: [model.inputShape[1], model.inputShape[2]] }).catch((e: unknown) => {
+      model.dispose();
+      throw e;
+    });
     const results = new Map<string, Result>();
     const key = (m: string, e: number): string => `${m}@${e}`;
     try {
@@ -79,30 +82,42 @@ Options:
           results.set(key(m, e), { method: m, eps: e, labelSource: labelSourceOf(m, label), accuracy: 0, perImage: [] });
         }
       }
-      const n = data.images.shape[0] as number;
+      const n = Math.min(limit, data.dataset.length);
+      let cleanCorrect = 0;
+      let seen = 0;
       for (let start = 0; start < n; start += batch) {
-        scope(() => {
-          const count = Math.min(batch, n - start);
-          const x = data.images.narrow(0, start, count);
-          const y = data.labels.narrow(0, start, count);
-          const clean = predict(model, x);
-          for (const m of methods) {
-            const advs = adversarial(model, x, y, m, epsList, label, seed);
-            epsList.forEach((e, i) => record(results.get(key(m, e)) as Result, model, x, y, clean, advs[i] as Tensor, start, o.out as string, !o['no-images']));
+        const b = await data.dataset.get(Array.from({ length: Math.min(batch, n - start) }, (_, i) => start + i), { onWarning: (w) => console.error(`warning: ${w.message}`) });
+        try {
+          if (b.images.shape[1] !== model.inputShape[0]) {
+            throw new Error(`the model takes ${model.inputShape[0]}-channel images, the data has ${b.images.shape[1]} channels`);
           }
-        });
+          scope(() => {
+            const x = b.images;
+            const y = b.labels;
+            const clean = predict(model, x);
+            cleanCorrect += clean.eq(y).sum().item();
+            seen += y.shape[0] as number;
+            for (const m of methods) {
+              const advs = adversarial(model, x, y, m, epsList, label, seed);
+              epsList.forEach((e, i) => record(results.get(key(m, e)) as Result, model, x, y, b.indices, clean, advs[i] as Tensor, o.out as string, !o['no-images']));
+            }
+          });
+        } finally {
+          b.images.dispose();
+          b.labels.dispose();
+        }
       }
       for (const r of results.values()) r.accuracy = r.perImage.filter((p) => p.adversarial === p.label).length / r.perImage.length;
       const summary = {
         model: o.model,
-        data: `${name}:${split}`,
-        images: n,
-        cleanAccuracy: scope(() => predict(model, data.images).eq(data.labels).to('float32').mean().item()),
+        data: data.label,
+        images: seen,
+        cleanAccuracy: cleanCorrect / seen,
         results: [...results.values()],
       };
       mkdirSync(o.out, { recursive: true });
       writeFileAtomicSync(join(o.out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
-      console.log(`${n} images of ${name}:${split}, clean accuracy ${(summary.cleanAccuracy * 100).toFixed(1)}%`);
+      console.log(`${seen} images of ${data.label}, clean accuracy ${(summary.cleanAccuracy * 100).toFixed(1)}%`);
       for (const r of results.values()) {
         console.log(`  ${r.method.padEnd(15)} eps ${String(r.eps).padStart(5)}  label ${r.labelSource.padEnd(11)}  accuracy ${(r.accuracy * 100).toFixed(1)}%`);
       }
@@ -127,7 +142,7 @@ function adversarial(model: Classifier, x: Tensor, y: Tensor, method: string, ep
   return epsList.map((eps) => run(model, x, { eps, y, label, generator: new Generator(seed) }));
 }
 
-function record(r: Result, model: Classifier, x: Tensor, y: Tensor, clean: Tensor, adv: Tensor, start: number, out: string, images: boolean): void {
+function record(r: Result, model: Classifier, x: Tensor, y: Tensor, indices: number[], clean: Tensor, adv: Tensor, out: string, images: boolean): void {
   const pred = predict(model, adv);
   const scale = 1 / model.pixelScale;
   const delta = adv.sub(x).flatten(1).mul(scale);
@@ -139,8 +154,9 @@ function record(r: Result, model: Classifier, x: Tensor, y: Tensor, clean: Tenso
   const dir = join(out, r.method, `eps-${r.eps}`);
   if (images) mkdirSync(dir, { recursive: true });
   for (let i = 0; i < labels.length; i++) {
-    const file = join(r.method, `eps-${r.eps}`, `${start + i}.png`);
+    const index = indices[i] as number;
+    const file = join(r.method, `eps-${r.eps}`, `${index}.png`);
     if (images) writeFileAtomicSync(join(out, file), tensorToPng(adv.select(0, i), model.inputRange));
-    r.perImage.push({ index: start + i, label: labels[i] as number, clean: cleanPred[i] as number, adversarial: advPred[i] as number, linf: linf[i] as number, l2: l2[i] as number, file: images ? file : '' });
+    r.perImage.push({ index, label: labels[i] as number, clean: cleanPred[i] as number, adversarial: advPred[i] as number, linf: linf[i] as number, l2: l2[i] as number, file: images ? file : '' });
   }
 }

@@ -1,7 +1,7 @@
 /** Option parsers and loaders shared by the CLI commands. */
 import * as A from '../attacks/index.js';
-import { TensorDataset } from '../data/dataset.js';
-import { loadFashionMnist, loadMnist } from '../data/index.js';
+import { type Dataset, TensorDataset } from '../data/dataset.js';
+import { centerCrop, loadFashionMnist, loadMnist, openImageFolder, resize } from '../data/index.js';
 import { UsageError } from './command.js';
 
 const DATASETS = {
@@ -22,6 +22,37 @@ export function parseDataset(spec: string, command: string): { name: DatasetName
 /** Loads a named dataset split into memory as a TensorDataset. */
 export function loadDataset(name: DatasetName, split: 'train' | 'test', limit?: number): TensorDataset {
   return TensorDataset.from(DATASETS[name](split, { limit }));
+}
+
+/** A dataset opened from a --data value, and how to release it. */
+export interface OpenedData {
+  dataset: Dataset;
+  label: string;
+  dispose(): void;
+}
+
+/**
+ * Opens --data: 'mnist[:split]', 'fashion-mnist[:split]', or 'folder:PATH' (an
+ * image folder, one sub-folder per class, resized and centre-cropped to the
+ * model's input size).
+ */
+export async function openData(spec: string, command: string, opts: { limit?: number; imageSize?: [number, number] } = {}): Promise<OpenedData> {
+  if (spec.startsWith('folder:')) {
+    const root = spec.slice('folder:'.length);
+    if (!root) throw new UsageError(`advml ${command}: --data folder: needs a path, e.g. folder:/data/images`);
+    const [h, w] = opts.imageSize ?? [224, 224];
+    const folder = await openImageFolder(root, { transforms: [resize(Math.min(h, w)), centerCrop([h, w])] });
+    const dataset = opts.limit === undefined || opts.limit >= folder.length ? folder : firstN(folder, opts.limit);
+    return { dataset, label: `folder:${root}`, dispose: () => {} };
+  }
+  const { name, split } = parseDataset(spec, command);
+  const dataset = loadDataset(name, split, opts.limit);
+  return { dataset, label: `${name}:${split}`, dispose: () => dataset.dispose() };
+}
+
+/** The first n samples of a dataset. */
+function firstN(d: Dataset, n: number): Dataset {
+  return { length: n, classNames: d.classNames, get: (indices, o) => d.get(indices, o) };
 }
 
 /** Parses a comma-separated eps list in pixel units. */

@@ -89,3 +89,37 @@ test('advml --help lists the commands and each command has --help', () => {
   assert.equal(u.status, 2);
   assert.match(u.stderr, /unknown command 'frobnicate'/);
 });
+
+test('advml attack reads a folder of images (one sub-folder per class) for a 3-channel model', async () => {
+  const { encodePng, saveCheckpointSync } = await import('../../src/io/index.js');
+  const { buildClassifier, specJson } = await import('../../src/models/index.js');
+  const { mkdirSync } = await import('node:fs');
+  const root = join(dir, 'photos');
+  for (const [c, shade] of [['cats', 40], ['dogs', 200]] as const) {
+    mkdirSync(join(root, c), { recursive: true });
+    for (let i = 0; i < 2; i++) {
+      const px = Uint8Array.from({ length: 40 * 48 * 3 }, (_, j) => (shade + i * 7 + (j % 13)) & 255);
+      writeFileSync(join(root, c, `${i}.png`), encodePng(px, 48, 40, 3));
+    }
+  }
+  writeFileSync(join(root, 'cats', 'broken.png'), Buffer.from('not a png'));
+  const spec = { architecture: 'resnet' as const, options: { depth: 8, seed: 1 }, classifier: { classes: 2, inputShape: [3, 32, 32] as [number, number, number], inputRange: [0, 1] as [number, number] } };
+  const model = buildClassifier(spec);
+  const path = join(dir, 'resnet8.safetensors');
+  saveCheckpointSync(path, { model: specJson(spec), weights: model.module.stateDict() });
+  model.dispose();
+  const out = join(dir, 'folder-out');
+  const r = runCli(['attack', '--model', path, '--data', `folder:${root}`, '--method', 'fgsm', '--eps', '8', '--out', out]);
+  assert.equal(r.status, 0, r.stderr);
+  const s = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as Summary;
+  assert.equal(s.images, 4, 'the corrupt file is skipped');
+  assert.match(r.stderr, /warning: .*broken\.png/);
+  const labels = s.results[0]!.perImage.map((p) => p.label).sort();
+  assert.deepEqual(labels, [0, 0, 1, 1]);
+  const png = readFileSync(join(out, s.results[0]!.perImage[0]!.file));
+  assert.equal(png.readUInt32BE(16), 32);
+  assert.equal(png[25], 2, 'RGB PNG');
+  const bad = runCli(['attack', '--model', ckpt, '--data', `folder:${root}`, '--out', join(dir, 'o2')]);
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /the model takes 1-channel images, the data has 3 channels/);
+});
