@@ -9,6 +9,7 @@ const loaders: Record<string, () => Promise<Command>> = {
   eval: async () => (await import('./eval.js')).evalCommand,
   train: async () => (await import('./train.js')).train,
   demo: async () => (await import('./demo.js')).demo,
+  transfer: async () => (await import('./transfer.js')).transfer,
 };
 
 const summaries: Record<string, string> = {
@@ -18,6 +19,7 @@ const summaries: Record<string, string> = {
   eval: 'accuracy grid over methods and eps, with confidence intervals and label-leaking flags',
   train: "adversarial training (the paper's Algorithm 1), resumable, from a preset",
   demo: 'the main job: plain and adversarial training on MNIST, evaluated, with a report',
+  transfer: 'transfer and error rates of adversarial examples between models',
 };
 
 function usage(): string {

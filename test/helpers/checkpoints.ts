@@ -12,11 +12,12 @@ export const MNIST_SPEC: ModelSpec = {
 };
 
 /** Trains the MNIST CNN for `steps` SGD steps of 100 images and saves it as a checkpoint. */
-export function writeMnistCheckpoint(path: string, steps = 40): void {
-  const model = buildClassifier(MNIST_SPEC);
+export function writeMnistCheckpoint(path: string, steps = 40, seed = 1): void {
+  const spec: ModelSpec = { ...MNIST_SPEC, options: { seed } };
+  const model = buildClassifier(spec);
   const train = loadMnist('train', { limit: steps * 100 });
   const opt = new SGD(model.module.parameters(), 0.05, { momentum: 0.9 });
-  const order = randperm(steps * 100, { generator: new Generator(2) });
+  const order = randperm(steps * 100, { generator: new Generator(seed + 1) });
   model.module.train();
   for (let i = 0; i < steps; i++) {
     scope(() => {
@@ -26,7 +27,7 @@ export function writeMnistCheckpoint(path: string, steps = 40): void {
     opt.step();
     opt.zeroGrad();
   }
-  saveCheckpointSync(path, { model: specJson(MNIST_SPEC), weights: model.module.stateDict(), step: steps });
+  saveCheckpointSync(path, { model: specJson(spec), weights: model.module.stateDict(), step: steps });
   opt.dispose();
   order.dispose();
   train.images.dispose();
