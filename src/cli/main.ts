@@ -10,6 +10,7 @@ const loaders: Record<string, () => Promise<Command>> = {
   train: async () => (await import('./train.js')).train,
   demo: async () => (await import('./demo.js')).demo,
   transfer: async () => (await import('./transfer.js')).transfer,
+  sweep: async () => (await import('./sweep.js')).sweep,
 };
 
 const summaries: Record<string, string> = {
@@ -20,6 +21,7 @@ const summaries: Record<string, string> = {
   train: "adversarial training (the paper's Algorithm 1), resumable, from a preset",
   demo: 'the main job: plain and adversarial training on MNIST, evaluated, with a report',
   transfer: 'transfer and error rates of adversarial examples between models',
+  sweep: 'capacity (width multiplier rho) and activation studies, trained and evaluated',
 };
 
 function usage(): string {
