@@ -180,6 +180,8 @@ OP(conv2d, at::conv2d(T(0), T(1), OT(2), IL(3), IL(4), IL(5), I(6)))
 OP(maxPool2d, at::max_pool2d(T(0), IL(1), IL(2), IL(3), IL(4), B(5)))
 OP(avgPool2d, at::avg_pool2d(T(0), IL(1), IL(2), IL(3), B(4), B(5)))
 OP(adaptiveAvgPool2d, at::adaptive_avg_pool2d(T(0), IL(1)))
+// pad(x, [left, right, top, bottom, ...] from the last dimension back, value): constant padding.
+OP(pad, at::constant_pad_nd(T(0), IL(1), N(2)))
 // batchNorm(x, weight, bias, runningMean, runningVar, training, momentum, eps):
 // in training mode the running statistics are updated in place.
 OP(batchNorm, at::batch_norm(T(0), OT(1), OT(2), OT(3), OT(4), B(5), N(6), N(7), true))
@@ -282,7 +284,7 @@ void initOps(Napi::Env env, Napi::Object exports) {
   REG(tanh); REG(hardtanh); REG(leakyRelu); REG(elu); REG(softplus); REG(clamp);
   REG(sum); REG(mean); REG(amax); REG(amin); REG(var); REG(std); REG(norm); REG(logsumexp);
   REG(argmax); REG(argmin); REG(topk); REG(sort); REG(all); REG(any); REG(cumsum);
-  REG(matmul); REG(linear); REG(conv2d); REG(maxPool2d); REG(avgPool2d); REG(adaptiveAvgPool2d);
+  REG(matmul); REG(linear); REG(conv2d); REG(maxPool2d); REG(avgPool2d); REG(adaptiveAvgPool2d); REG(pad);
   REG(batchNorm); REG(dropout); REG(softmax); REG(logSoftmax); REG(crossEntropy); REG(nllLoss);
   REG(mseLoss); REG(klDiv); REG(oneHot);
   REG(reshape); REG(permute); REG(transpose); REG(flatten); REG(unsqueeze); REG(expand);

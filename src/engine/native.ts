@@ -33,7 +33,7 @@ export type NativeArg =
 
 /** Names the addon exports (native/*.cc register them; a test checks both lists agree). */
 export type OpName =
-  | 'conv2d' | 'maxPool2d' | 'avgPool2d' | 'adaptiveAvgPool2d' | 'log1p'
+  | 'conv2d' | 'maxPool2d' | 'avgPool2d' | 'adaptiveAvgPool2d' | 'log1p' | 'pad'
   | 'abs' | 'add' | 'add_' | 'addcdiv_' | 'addcmul_' | 'all' | 'amax' | 'amin' | 'any' | 'arange' | 'argmax' |
   'argmin' | 'backward' | 'batchNorm' | 'bernoulli' | 'buildConfig' | 'cat' | 'ceil' | 'chunk' | 'clamp' |
   'clampInPlace_' | 'clone' | 'contiguous' | 'copy_' | 'cos' | 'crossEntropy' | 'cudaDeviceCount' | 'cumsum' |

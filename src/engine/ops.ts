@@ -144,6 +144,16 @@ export function avgPool2d(x: Tensor, kernel: number | [number, number], opts: Po
   );
 }
 
+/**
+ * Constant padding (PyTorch's F.pad in 'constant' mode): `padding` lists
+ * [before, after] pairs from the last dimension backwards, so [left, right,
+ * top, bottom] pads width then height of an [N, C, H, W] tensor. Negative
+ * amounts crop. Differentiable.
+ */
+export function pad(x: Tensor, padding: number[], value = 0): Tensor {
+  return wrap(native.pad(x.handle, padding, value));
+}
+
 export function adaptiveAvgPool2d(x: Tensor, outputSize: number | [number, number]): Tensor {
   return wrap(native.adaptiveAvgPool2d(x.handle, pair(outputSize)));
 }

@@ -9,8 +9,10 @@ import type { ActivationName, Module } from '../nn/index.js';
 import { Classifier, type ClassifierOptions } from './classifier.js';
 import { MnistCnn } from './mnist-cnn.js';
 import { ResNet } from './resnet.js';
+import { InceptionV3, type InceptionExtraBlocks } from './inception.js';
 
-export type Architecture = 'mnist-cnn' | 'resnet';
+/** Architectures a checkpoint can name. */
+export type Architecture = 'mnist-cnn' | 'resnet' | 'inception-v3';
 
 /** Options shared by the zoo's architectures. */
 export interface ArchitectureOptions {
@@ -20,6 +22,12 @@ export interface ArchitectureOptions {
   beta?: number;
   /** ResNet depth (6n + 2). */
   depth?: number;
+  /** Inception v3: extra blocks per grid size (the paper's deeper model). */
+  extraBlocks?: InceptionExtraBlocks;
+  /** Inception v3: build the auxiliary classifier (default true). */
+  auxLogits?: boolean;
+  /** Inception v3: dropout probability before the classifier (default 0.5). */
+  dropout?: number;
   seed?: number;
 }
 
@@ -30,7 +38,21 @@ export interface ModelSpec {
   classifier: Omit<ClassifierOptions, 'memoryFormat'>;
 }
 
-export const ARCHITECTURES: readonly Architecture[] = ['mnist-cnn', 'resnet'];
+/** Every architecture {@link buildClassifier} knows. */
+export const ARCHITECTURES: readonly Architecture[] = ['mnist-cnn', 'resnet', 'inception-v3'];
+
+/**
+ * The spec of an Inception v3 classifier as the paper trains it: 299x299 RGB
+ * images in [-1, 1], 1000 classes unless given. `options` carries rho
+ * (`width`), `extraBlocks`, `activation`, `auxLogits`, `dropout`, `seed`.
+ */
+export function inceptionV3Spec(options: ArchitectureOptions = {}, classifier: Partial<ModelSpec['classifier']> = {}): ModelSpec {
+  return {
+    architecture: 'inception-v3',
+    options,
+    classifier: { classes: 1000, inputRange: [-1, 1], inputShape: [3, 299, 299], ...classifier },
+  };
+}
 
 /** Builds a freshly initialised classifier from a spec. */
 export function buildClassifier(spec: ModelSpec): Classifier {
@@ -52,6 +74,10 @@ export function buildClassifier(spec: ModelSpec): Classifier {
       break;
     case 'resnet':
       module = new ResNet({ ...common, depth: o.depth });
+      break;
+    case 'inception-v3':
+      if (Math.min(c.inputShape[1], c.inputShape[2]) < 75) throw new Error(`inception-v3 needs images of at least 75x75, got [${c.inputShape}]`);
+      module = new InceptionV3({ ...common, extraBlocks: o.extraBlocks, auxLogits: o.auxLogits, dropout: o.dropout });
       break;
     default:
       throw new Error(`unknown architecture '${String(architecture)}': expected ${ARCHITECTURES.join(' or ')}`);
