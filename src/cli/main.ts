@@ -11,6 +11,7 @@ const loaders: Record<string, () => Promise<Command>> = {
   demo: async () => (await import('./demo.js')).demo,
   transfer: async () => (await import('./transfer.js')).transfer,
   sweep: async () => (await import('./sweep.js')).sweep,
+  reproduce: async () => (await import('./reproduce.js')).reproduce,
 };
 
 const summaries: Record<string, string> = {
@@ -22,6 +23,7 @@ const summaries: Record<string, string> = {
   demo: 'the main job: plain and adversarial training on MNIST, evaluated, with a report',
   transfer: 'transfer and error rates of adversarial examples between models',
   sweep: 'capacity (width multiplier rho) and activation studies, trained and evaluated',
+  reproduce: "the paper's four findings on MNIST and Fashion-MNIST, written to docs/results.md",
 };
 
 function usage(): string {
