@@ -8,14 +8,14 @@
  * reaches the same weights as one that never stopped.
  */
 import { existsSync } from 'node:fs';
-import { globalGeneratorState, setGlobalGeneratorState } from '../engine/index.js';
+import { globalGeneratorState, setGlobalGeneratorState, tensor } from '../engine/index.js';
 import type { Dataset } from '../data/dataset.js';
 import { DataLoader } from '../data/loader.js';
 import { type Json, disposeCheckpoint, loadCheckpointSync, saveCheckpointSync } from '../io/index.js';
 import { type Classifier } from '../models/classifier.js';
 import { type ModelSpec, specJson } from '../models/registry.js';
 import { Adam, type Optimizer, RMSProp, SGD, type Schedule, constant, exponentialDecay } from '../optim/index.js';
-import { type AdversarialConfig, AdversarialTrainer, type StepStats } from './trainer.js';
+import { type AdversarialConfig, AdversarialTrainer, type Collective, type StepStats } from './trainer.js';
 
 export type OptimizerName = 'sgd' | 'rmsprop' | 'rmsprop-tf' | 'adam';
 
@@ -73,6 +73,13 @@ export interface RunOptions {
   onEvent?: (e: TrainEvent) => void;
   /** When aborted, the run writes a checkpoint after the current step and returns. */
   signal?: AbortSignal;
+  /**
+   * Data-parallel training over a process group: rank 0's weights are
+   * broadcast at the start, each rank reads its own shard of every epoch,
+   * gradients are summed before each step, rank 0 writes the checkpoints
+   * (with every rank's generator states), and a stop request on any rank stops all.
+   */
+  group?: Collective;
 }
 
 export interface RunResult {
@@ -110,10 +117,12 @@ function fingerprint(c: TrainConfig): string {
 export async function runTraining(o: RunOptions): Promise<RunResult> {
   const c = o.config;
   const emit = o.onEvent ?? (() => {});
-  const loader = new DataLoader(o.train, c.batchSize, { seed: c.seed, shuffle: true });
+  const group = o.group && o.group.worldSize > 1 ? o.group : undefined;
+  const rank = group?.rank ?? 0;
+  const loader = new DataLoader(o.train, c.batchSize, { seed: c.seed, shuffle: true, rank, worldSize: group?.worldSize ?? 1 });
   const optimizer = makeOptimizer(c.optimizer, o.model.module.parameters());
   const schedule = makeSchedule(c.optimizer, loader.batchesPerEpoch);
-  const trainer = new AdversarialTrainer(o.model, optimizer, c.adversarial, { seed: c.seed, schedule });
+  const trainer = new AdversarialTrainer(o.model, optimizer, c.adversarial, { seed: c.seed, schedule, group });
   const totalSteps = Math.min(c.maxSteps ?? Infinity, c.epochs * loader.batchesPerEpoch);
   let epoch = 0;
   let skipBatches = 0;
@@ -128,8 +137,10 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       o.model.module.loadStateDict(saved.weights);
       if (saved.optimizer) optimizer.loadStateDict(saved.optimizer);
       const rng = saved.rng ?? {};
-      if (rng.eps) trainer.epsGenerator.setState(rng.eps);
-      if (rng.attack) trainer.attackGenerator.setState(rng.attack);
+      const eps = rng[`eps.${rank}`] ?? rng.eps;
+      const attack = rng[`attack.${rank}`] ?? rng.attack;
+      if (eps) trainer.epsGenerator.setState(eps);
+      if (attack) trainer.attackGenerator.setState(attack);
       if (rng.global) setGlobalGeneratorState(rng.global);
       trainer.step = saved.step ?? 0;
       epoch = saved.epoch ?? 0;
@@ -140,12 +151,34 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     }
   }
 
+  // Every rank starts from rank 0's weights and buffers.
+  if (group) group.broadcast([...o.model.module.stateDict().values()], 0);
+
+  /** Generator states of every rank (gathered to all; rank 0 writes them). */
+  const generatorStates = (): Record<string, Uint8Array> => {
+    const own = { eps: trainer.epsGenerator.getState(), attack: trainer.attackGenerator.getState() };
+    if (!group) return own;
+    const out: Record<string, Uint8Array> = {};
+    for (const [name, state] of Object.entries(own)) {
+      const t = tensor(state, { dtype: 'uint8' });
+      const all = group.allGather(t);
+      all.forEach((g, r) => {
+        out[`${name}.${r}`] = g.dataSync() as Uint8Array;
+        g.dispose();
+      });
+      t.dispose();
+    }
+    return out;
+  };
+
   const save = (): void => {
+    const states = generatorStates();
+    if (rank !== 0) return;
     saveCheckpointSync(o.checkpoint, {
       model: specJson(o.spec),
       weights: o.model.module.stateDict(),
       optimizer: optimizer.stateDict(),
-      rng: { eps: trainer.epsGenerator.getState(), attack: trainer.attackGenerator.getState(), global: globalGeneratorState() },
+      rng: { ...states, global: globalGeneratorState() },
       step: trainer.step,
       epoch: Math.floor(trainer.step / loader.batchesPerEpoch),
       config: { fingerprint: fingerprint(c), ...(JSON.parse(JSON.stringify(c)) as { [k: string]: Json }) },
@@ -154,7 +187,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   };
 
   const heldOut = async (): Promise<HeldOut | null> => {
-    if (!o.heldOut) return null;
+    if (!o.heldOut || rank !== 0) return null;
     const r = await o.heldOut(o.model);
     emit({ type: 'eval', step: trainer.step, ...r });
     return r;
@@ -187,7 +220,9 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
         await new Promise<void>((resolve) => setImmediate(resolve));
         if (c.evalEvery && trainer.step % c.evalEvery === 0) await heldOut();
         if (c.checkpointEvery && trainer.step % c.checkpointEvery === 0) save();
-        if (o.signal?.aborted) {
+        // A stop request on any rank stops every rank after the same step.
+        const stop = group ? (group.allReduceNumbers([o.signal?.aborted ? 1 : 0], 'max')[0] as number) > 0 : o.signal?.aborted === true;
+        if (stop) {
           stopped = true;
           break outer;
         }

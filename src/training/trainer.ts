@@ -56,6 +56,19 @@ export function mixedLoss(perExample: Tensor, k: number, lambda: number): Tensor
   });
 }
 
+/**
+ * What data-parallel training needs from a process group (src/distributed's
+ * ProcessGroup provides it; a single process needs none).
+ */
+export interface Collective {
+  readonly rank: number;
+  readonly worldSize: number;
+  allReduce(tensors: readonly Tensor[], op: 'sum' | 'max'): void;
+  allReduceNumbers(values: readonly number[], op: 'sum' | 'max'): number[];
+  broadcast(tensors: readonly Tensor[], root: number): void;
+  allGather(tensor: Tensor): Tensor[];
+}
+
 export class AdversarialTrainer {
   /** Steps taken. */
   step = 0;
@@ -72,7 +85,7 @@ export class AdversarialTrainer {
     readonly model: Classifier,
     readonly optimizer: Optimizer,
     readonly config: AdversarialConfig,
-    opts: { seed?: number; schedule?: Schedule } = {},
+    opts: { seed?: number; schedule?: Schedule; group?: Collective } = {},
   ) {
     const k = config.adversarial;
     if (!Number.isInteger(k) || k < 0) throw new Error(`adversarial (k) must be a non-negative integer, got ${k}`);
@@ -86,12 +99,17 @@ export class AdversarialTrainer {
     const s = config.labelSmoothing ?? 0;
     if (!(s >= 0 && s < 1)) throw new Error(`labelSmoothing must be in [0, 1), got ${s}`);
     const seed = opts.seed ?? 0;
-    this.epsGenerator = new Generator(seed * 2 + 1);
-    this.attackGenerator = new Generator(seed * 2 + 2);
+    this.group = opts.group;
+    // Each rank draws its own eps values and random targets.
+    const stream = seed * 2 * (this.group?.worldSize ?? 1) + 2 * (this.group?.rank ?? 0);
+    this.epsGenerator = new Generator(stream + 1);
+    this.attackGenerator = new Generator(stream + 2);
     this.schedule = opts.schedule;
   }
 
   private readonly schedule?: Schedule;
+  /** The data-parallel group, when training on several processes. */
+  readonly group?: Collective;
 
   /** How many of a minibatch of m become adversarial at the current step. */
   adversarialCount(m: number): number {
@@ -105,12 +123,19 @@ export class AdversarialTrainer {
     return attack(this.model, x, { eps, y, label: this.config.label, generator: this.attackGenerator, steps: this.config.attackSteps });
   }
 
-  /** One step of Algorithm 1 on the minibatch (x, y). */
+  /**
+   * One step of Algorithm 1 on the minibatch (x, y). With a group, (x, y) is
+   * this rank's part of the global minibatch: the loss is normalised by the
+   * global (M - K) + lambda K (every rank holds m examples, k adversarial),
+   * gradients are summed across ranks before the optimizer step, and the
+   * reported figures are global.
+   */
   trainStep(x: Tensor, y: Tensor): StepStats {
     const m = x.shape[0] as number;
     const k = this.adversarialCount(m);
+    const world = this.group?.worldSize ?? 1;
     if (this.schedule) this.optimizer.lr = this.schedule(this.step);
-    const stats = scope(() => {
+    const local = scope(() => {
       let batch = x;
       if (k > 0) {
         const adv = this.makeAdversarial(x.narrow(0, 0, k), y.narrow(0, 0, k));
@@ -119,19 +144,34 @@ export class AdversarialTrainer {
       this.model.module.train();
       const logits = this.model.logits(batch);
       const perExample = crossEntropy(logits, y, { reduction: 'none', labelSmoothing: this.config.labelSmoothing ?? 0 });
-      const loss = mixedLoss(perExample, k, this.lambda);
+      // mixedLoss normalises by this rank's (m - k) + lambda k; the global denominator is world times that.
+      const loss = mixedLoss(perExample, k, this.lambda).div(world);
       loss.backward();
       const correct = noGrad(() => logits.argmax(1).eq(y).to('float32'));
       return {
         loss: loss.item(),
-        cleanAccuracy: k < m ? correct.narrow(0, k, m - k).mean().item() : null,
-        adversarialAccuracy: k > 0 ? correct.narrow(0, 0, k).mean().item() : null,
+        cleanCorrect: k < m ? correct.narrow(0, k, m - k).sum().item() : 0,
+        advCorrect: k > 0 ? correct.narrow(0, 0, k).sum().item() : 0,
       };
     });
+    let { loss, cleanCorrect, advCorrect } = local;
+    if (this.group && world > 1) {
+      const grads = this.model.module.parameters().map((p) => p.grad).filter((g): g is Tensor => g !== null);
+      this.group.allReduce(grads, 'sum');
+      for (const g of grads) g.dispose();
+      [loss, cleanCorrect, advCorrect] = this.group.allReduceNumbers([loss, cleanCorrect, advCorrect], 'sum') as [number, number, number];
+    }
     this.optimizer.step();
     this.optimizer.zeroGrad();
     const lr = this.optimizer.lr;
     this.step++;
-    return { step: this.step, ...stats, adversarialCount: k, lr };
+    return {
+      step: this.step,
+      loss,
+      cleanAccuracy: k < m ? cleanCorrect / ((m - k) * world) : null,
+      adversarialAccuracy: k > 0 ? advCorrect / (k * world) : null,
+      adversarialCount: k * world,
+      lr,
+    };
   }
 }
