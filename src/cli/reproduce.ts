@@ -12,7 +12,7 @@ import { writeFileAtomicSync } from '../io/index.js';
 import { type Classifier, buildClassifier } from '../models/index.js';
 import { type EpsSpec, PRESETS, type Preset, runTraining } from '../training/index.js';
 import { type Command, UsageError, parseOptions, positiveInt } from './command.js';
-import { loadDataset } from './common.js';
+import { loadDataset, parseEpsList } from './common.js';
 import { progressBar } from './progress.js';
 
 type DatasetName = 'mnist' | 'fashion-mnist';
@@ -44,6 +44,7 @@ Options:
   --epochs N          epochs per model (default 1)
   --train-images N    training images (default all 60,000)
   --eval-images N     test images evaluated (default 1000)
+  --eps LIST          evaluation eps in pixel units (default: the preset's)
   --out FILE          the Markdown report (default docs/results.md); JSON beside it
   -h, --help          show this help`,
   async run(argv) {
@@ -53,7 +54,9 @@ Options:
       'train-images': { type: 'string' },
       'eval-images': { type: 'string' },
       out: { type: 'string', default: 'docs/results.md' },
+      eps: { type: 'string' },
     });
+    const evalEps = o.eps === undefined ? undefined : parseEpsList(o.eps, 'reproduce');
     const datasets = o.datasets.split(',') as DatasetName[];
     for (const d of datasets) if (d !== 'mnist' && d !== 'fashion-mnist') throw new UsageError(`advml reproduce: unknown dataset '${d}' (mnist, fashion-mnist)`);
     const epochs = positiveInt('reproduce', 'epochs', o.epochs, 1);
@@ -65,7 +68,7 @@ Options:
     const workDir = join(dirname(o.out), '.reproduce-checkpoints');
     mkdirSync(workDir, { recursive: true });
     for (const d of datasets) {
-      const r = await runDataset(d, { epochs, trainImages, evalImages, workDir });
+      const r = await runDataset(d, { epochs, trainImages, evalImages, workDir, eps: evalEps });
       sections.push(r.markdown);
       json[d] = r.json;
     }
@@ -92,9 +95,9 @@ was judged by; a finding that does not reproduce is reported as such.
 `;
 }
 
-async function runDataset(d: DatasetName, o: { epochs: number; trainImages: number; evalImages: number; workDir: string }): Promise<{ markdown: string; json: unknown }> {
+async function runDataset(d: DatasetName, o: { epochs: number; trainImages: number; evalImages: number; workDir: string; eps?: number[] }): Promise<{ markdown: string; json: unknown }> {
   const preset = PRESETS[d] as Preset;
-  const eps = preset.evalEps;
+  const eps = o.eps ?? preset.evalEps;
   const trainEps = preset.config.adversarial.eps as EpsSpec;
   const train = loadDataset(d, 'train', o.trainImages);
   const test = loadDataset(d, 'test', o.evalImages);
