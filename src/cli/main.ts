@@ -12,6 +12,7 @@ const loaders: Record<string, () => Promise<Command>> = {
   transfer: async () => (await import('./transfer.js')).transfer,
   sweep: async () => (await import('./sweep.js')).sweep,
   reproduce: async () => (await import('./reproduce.js')).reproduce,
+  report: async () => (await import('./report.js')).report,
 };
 
 const summaries: Record<string, string> = {
@@ -24,6 +25,7 @@ const summaries: Record<string, string> = {
   transfer: 'transfer and error rates of adversarial examples between models',
   sweep: 'capacity (width multiplier rho) and activation studies, trained and evaluated',
   reproduce: "the paper's four findings on MNIST and Fashion-MNIST, written to docs/results.md",
+  report: 'HTML page and PNG charts from eval, transfer, sweep and attack results',
 };
 
 function usage(): string {
