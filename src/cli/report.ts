@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import { buildReport, readReportInputs } from '../report/index.js';
 import { type Command, UsageError, parseOptions, positiveInt } from './command.js';
 
+/** The `advml report` command: reads every input first, then builds the report folder. */
 export const report: Command = {
   name: 'report',
   help: `Usage: advml report [--eval FILE]... [--transfer FILE]... [--sweep FILE]... [--attack DIR]... --out DIR

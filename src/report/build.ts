@@ -10,7 +10,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import type { Cell } from '../evaluation/evaluate.js';
 import type { Interval } from '../evaluation/stats.js';
 import { writeFileAtomicSync } from '../io/atomic.js';
-import { type AttackInput, loadExampleGrids, readAttackInput } from './attack-input.js';
+import { type AttackInput, type ExampleGrid, loadExampleGrids, readAttackInput } from './attack-input.js';
 import { CLEAN_SERIES, accuracySpec, activationSpec, capacitySpec, exampleGridSpec, sweepMethods, transferModels, transferSpec } from './charts.js';
 import { type HtmlSection, escapeHtml, htmlFigure, htmlPage, htmlTable, inlineSvg } from './html.js';
 import { type EvalInput, type SweepInput, type TransferInput, readEvalInput, readSweepInput, readTransferInput } from './inputs.js';
@@ -181,7 +181,8 @@ function attackTable(a: AttackInput): string {
 /**
  * Renders every chart, writes DIR/NAME.png (and NAME.vl.json) for each and
  * DIR/index.html, and returns what it wrote. Throws when `inputs` holds
- * nothing, or (naming the file) when an attack folder's images cannot be read.
+ * nothing, or (naming the file, before writing anything) when an attack
+ * folder's images cannot be read.
  */
 export async function buildReport(inputs: ReportInputs, outDir: string, opts: ReportOptions = {}): Promise<ReportOutput> {
   const evals = inputs.evals ?? [];
@@ -191,6 +192,9 @@ export async function buildReport(inputs: ReportInputs, outDir: string, opts: Re
   if (evals.length + transfers.length + sweeps.length + attacks.length === 0) {
     throw new Error('buildReport: nothing to report: give at least one evaluation, transfer, sweep or attack input');
   }
+  // Every image of the attack folders is read before anything is written: a bad input leaves no half report.
+  const attackGrids: ExampleGrid[][] = [];
+  for (const a of attacks) attackGrids.push(await loadExampleGrids(a, { count: opts.examples, data: opts.data }));
   mkdirSync(outDir, { recursive: true });
   const figures: ReportFigure[] = [];
   // Section anchors are taken: a chart must not share an id with one.
@@ -268,7 +272,7 @@ export async function buildReport(inputs: ReportInputs, outDir: string, opts: Re
     for (const [k, a] of attacks.entries()) {
       blocks.push(`<p class="meta">From <code>${escapeHtml(a.dir)}</code>.</p>`);
       blocks.push(attackTable(a));
-      const grids = await loadExampleGrids(a, { count: opts.examples, data: opts.data });
+      const grids = attackGrids[k] as ExampleGrid[];
       for (const g of grids) {
         const stem = `examples-${attacks.length > 1 ? `${k + 1}-` : ''}${g.method}-eps${g.eps}`;
         blocks.push(await figure('examples', stem, `Examples: ${g.method}, eps ${g.eps}`, exampleGridSpec(g), `${escapeHtml(g.method)} at eps ${g.eps} (label source ${escapeHtml(g.labelSource)}); perturbation magnified ${g.magnification} times.`));

@@ -291,7 +291,11 @@ test('a PNG named by an attack summary but missing is reported by its path', asy
   const d = join(dir, 'attack-missing');
   F.writeAttackDir(d, 2);
   rmSync(join(d, 'fgsm', 'eps-32', '1.png'));
-  await assert.rejects(loadExampleGrids(readAttackInput(d)), (e: Error) => e instanceof ReportInputError && e.message.startsWith(join(d, 'fgsm', 'eps-32', '1.png')) && /no such file/.test(e.message));
+  const named = (e: Error): boolean => e instanceof ReportInputError && e.message.startsWith(join(d, 'fgsm', 'eps-32', '1.png')) && /no such file/.test(e.message);
+  await assert.rejects(loadExampleGrids(readAttackInput(d)), named);
+  const out = join(dir, 'attack-missing-out');
+  await assert.rejects(buildReport({ evals: [readEvalInput(files.plain)], attacks: [readAttackInput(d)] }, out), named);
+  assert.ok(!existsSync(out), 'nothing is written');
 });
 
 test('advml report: options are checked, unknown ones rejected, and bad files named', async () => {
