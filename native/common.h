@@ -64,5 +64,7 @@ bool isAbsent(const Napi::CallbackInfo& info, size_t i);
 void initCore(Napi::Env env, Napi::Object exports);
 void initOps(Napi::Env env, Napi::Object exports);
 void initAutograd(Napi::Env env, Napi::Object exports);
+// Process groups and collectives on c10d (native/distributed.cc).
+void initDistributed(Napi::Env env, Napi::Object exports);
 
 }  // namespace advml

@@ -8,3 +8,4 @@ export * as attacks from './attacks/index.js';
 export * as data from './data/index.js';
 export * as training from './training/index.js';
 export * as evaluation from './evaluation/index.js';
+export * as distributed from './distributed/index.js';

@@ -50,7 +50,8 @@ export type OpName =
   'setGradEnabled' | 'setNumThreads' | 'setRequiresGrad' | 'shape' | 'sigmoid' | 'sign' | 'sin' | 'slice' |
   'softmax' | 'softplus' | 'sort' | 'split' | 'sqrt' | 'square' | 'squeeze' | 'stack' | 'std' | 'sub' | 'sum' |
   'tanh' | 'toBuffer' | 'toDevice' | 'toDtype' | 'toString' | 'topk' | 'transpose' | 'uniform_' | 'unsqueeze' |
-  'var' | 'where' | 'zero_' | 'zeros' | 'zerosLike';
+  'var' | 'where' | 'zero_' | 'zeros' | 'zerosLike'
+  | 'distInit' | 'distDestroy' | 'distAllReduce' | 'distBroadcast' | 'distAllGather' | 'distBarrier';
 
 /** The op table. Each entry throws an Error whose message starts with the op's name. */
 export type NativeModule = Record<OpName, (...args: NativeArg[]) => unknown>;

@@ -1,0 +1,496 @@
+// Process groups on PyTorch's c10d: rendezvous through a TCPStore, Gloo on CPU
+// (NCCL where the addon is built against a CUDA libtorch with NCCL headers),
+// and the collectives data-parallel training needs: all-reduce, broadcast,
+// all-gather, barrier. Every collective runs synchronously: the op enqueues the
+// c10d work and blocks the calling (JavaScript) thread in Work::wait until it
+// completes, fails, or its timeout passes.
+//
+// Policy (which environment variables, defaults, the single-process case)
+// lives in src/distributed/process-group.ts; this file only maps calls onto
+// c10d. Errors propagate as std::runtime_error / c10::Error and the defineOp
+// guard prefixes the op's name; the TypeScript side adds the rank.
+#include "common.h"
+
+#include <ATen/core/grad_mode.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#if defined(USE_C10D_GLOO)
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#define ADVML_C10D 1
+#endif
+
+// NCCL: only with a CUDA libtorch (ADVML_CUDA comes from torch-config.cjs) and
+// NCCL's header on the include path; c10d's header compiles empty without
+// USE_C10D_NCCL. Untested here (no GPU, Debian's libtorch is CPU-only).
+#if defined(ADVML_C10D) && defined(ADVML_CUDA) && __has_include(<nccl.h>)
+#ifndef USE_C10D_NCCL
+#define USE_C10D_NCCL 1
+#endif
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#define ADVML_NCCL 1
+#endif
+
+namespace advml {
+
+namespace {
+
+using std::chrono::milliseconds;
+
+#if defined(ADVML_C10D)
+
+// One process group and the store its rendezvous went through. The store
+// stays alive with the group: rank 0 hosts the TCPStore server, which other
+// ranks' groups may still read while connecting.
+struct Group {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroup> pg;
+  int rank = 0;
+  int size = 1;
+  std::string backend;
+  // Set by the first failed collective: Gloo's pairs are unusable after an
+  // I/O error or a timeout, so later calls fail at once instead of hanging.
+  std::string broken;
+};
+
+void shutdown(Group* g) {
+  if (!g->broken.empty() && g->pg) {
+    (void)g->pg.release();  // deliberately leaked, with the store it references
+    (void)g->store.release();
+  }
+  g->pg.reset();
+  g->store.reset();
+}
+
+// Group handles carry a type tag, so a tensor handle passed by mistake is an
+// argument error rather than a reinterpreted pointer.
+const napi_type_tag kGroupTag = {0x6164766d6c646973ULL, 0x7470726f63677270ULL};
+
+Group* rawGroupAt(const Napi::CallbackInfo& info, size_t i) {
+  bool tagged = false;
+  if (i < info.Length() && info[i].IsExternal()) {
+    napi_check_object_type_tag(info.Env(), info[i], &kGroupTag, &tagged);
+  }
+  if (!tagged) throw ArgError("argument " + std::to_string(i) + " must be a process group handle");
+  return info[i].As<Napi::External<Group>>().Data();
+}
+
+Group* groupAt(const Napi::CallbackInfo& info, size_t i) {
+  Group* g = rawGroupAt(info, i);
+  if (!g->pg) throw ArgError("the process group was destroyed");
+  if (!g->broken.empty()) {
+    throw std::runtime_error("the process group is unusable after an earlier failure (" + g->broken +
+                             "); destroy it and start a new one");
+  }
+  return g;
+}
+
+std::string stringAt(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || !info[i].IsString()) throw ArgError("argument " + std::to_string(i) + " must be a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+std::string optStringAt(const Napi::CallbackInfo& info, size_t i) {
+  if (isAbsent(info, i)) return "";
+  return stringAt(info, i);
+}
+
+milliseconds timeoutAt(const Napi::CallbackInfo& info, size_t i) {
+  int64_t ms = intAt(info, i);
+  if (ms < 1) throw ArgError("timeout must be a positive number of milliseconds, got " + std::to_string(ms));
+  return milliseconds(ms);
+}
+
+std::string describe(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const c10::Error& err) {
+    return err.what_without_backtrace();
+  } catch (const std::exception& err) {
+    return err.what();
+  } catch (...) {
+    return "unknown error";
+  }
+}
+
+// advml's name of a dtype (src/engine/dtype.ts), for messages.
+std::string dtypeName(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return "float32";
+    case at::kDouble: return "float64";
+    case at::kHalf: return "float16";
+    case at::kBFloat16: return "bfloat16";
+    case at::kLong: return "int64";
+    case at::kInt: return "int32";
+    case at::kShort: return "int16";
+    case at::kChar: return "int8";
+    case at::kByte: return "uint8";
+    case at::kBool: return "bool";
+    default: return c10::toString(t);
+  }
+}
+
+// Waits for `work` at most `timeout`. Gloo applies the group's timeout (given
+// at init) to each of its own waits; Work::wait enforces the per-call one. A
+// failure marks the group broken: its connections are out of step after an
+// I/O error, and a timed-out collective may still be in flight.
+void await(Group* g, const c10::intrusive_ptr<c10d::Work>& work, milliseconds timeout) {
+  try {
+    work->wait(timeout);
+  } catch (...) {
+    std::string what = describe(std::current_exception());
+    if (what.find("Operation timed out") != std::string::npos) {
+      what = "timed out after " + std::to_string(timeout.count()) + " ms waiting for the other ranks";
+    }
+    g->broken = what;
+    throw std::runtime_error(what);
+  }
+}
+
+// Tensors grouped by (dtype, device), in first-seen order, each group to
+// travel as one flat buffer.
+std::vector<std::vector<size_t>> bucketsOf(const std::vector<at::Tensor>& ts) {
+  std::vector<std::vector<size_t>> buckets;
+  std::vector<std::pair<at::ScalarType, at::Device>> keys;
+  for (size_t i = 0; i < ts.size(); i++) {
+    std::pair<at::ScalarType, at::Device> key{ts[i].scalar_type(), ts[i].device()};
+    size_t b = 0;
+    while (b < keys.size() && keys[b] != key) b++;
+    if (b == keys.size()) {
+      keys.push_back(key);
+      buckets.emplace_back();
+    }
+    buckets[b].push_back(i);
+  }
+  return buckets;
+}
+
+// A flat buffer holding copies of `ts[idx...]` in order (or, when `fill` is
+// false, uninitialised), unless the bucket is a single contiguous tensor,
+// which is used in place.
+at::Tensor flatten(const std::vector<at::Tensor>& ts, const std::vector<size_t>& idx, bool fill, bool& inPlace) {
+  const at::Tensor& first = ts[idx[0]];
+  if (idx.size() == 1 && first.is_contiguous()) {
+    inPlace = true;
+    return first;
+  }
+  inPlace = false;
+  int64_t total = 0;
+  for (size_t i : idx) total += ts[i].numel();
+  at::Tensor flat = at::empty({total}, first.options());
+  if (fill) {
+    int64_t off = 0;
+    for (size_t i : idx) {
+      int64_t n = ts[i].numel();
+      flat.narrow(0, off, n).view(ts[i].sizes()).copy_(ts[i]);
+      off += n;
+    }
+  }
+  return flat;
+}
+
+void unflatten(const std::vector<at::Tensor>& ts, const std::vector<size_t>& idx, const at::Tensor& flat) {
+  int64_t off = 0;
+  for (size_t i : idx) {
+    int64_t n = ts[i].numel();
+    // copy_ through a local handle: the tensor is shared with its JS Holder.
+    at::Tensor dst = ts[i];
+    dst.copy_(flat.narrow(0, off, n).view(ts[i].sizes()));
+    off += n;
+  }
+}
+
+// ---- ops ----
+
+// distInit(masterAddr, masterPort, rank, worldSize, initTimeoutMs,
+//          timeoutMs, backend, interface, hostname) -> group handle.
+// Rank 0 hosts the TCPStore server on masterPort and waits for the others to
+// connect; every rank then connects its Gloo pairs through the store, all
+// within initTimeoutMs. Gloo's own timeout (each of its internal waits) is the
+// larger of the two: it bounds what a per-call timeout can extend to.
+Napi::Value distInit(const Napi::CallbackInfo& info) {
+  std::string addr = stringAt(info, 0);
+  int64_t port = intAt(info, 1);
+  int64_t rank = intAt(info, 2);
+  int64_t size = intAt(info, 3);
+  milliseconds initTimeout = timeoutAt(info, 4);
+  milliseconds timeout = std::max(initTimeout, timeoutAt(info, 5));
+  std::string backend = stringAt(info, 6);
+  std::string iface = optStringAt(info, 7);
+  std::string hostname = optStringAt(info, 8);
+  if (port < 1 || port > 65535) throw ArgError("master port must be in 1..65535, got " + std::to_string(port));
+  if (size < 1) throw ArgError("world size must be at least 1, got " + std::to_string(size));
+  if (rank < 0 || rank >= size) {
+    throw ArgError("rank must be in [0, " + std::to_string(size) + "), got " + std::to_string(rank));
+  }
+
+  auto g = std::make_unique<Group>();
+  g->rank = static_cast<int>(rank);
+  g->size = static_cast<int>(size);
+  g->backend = backend;
+
+  c10d::TCPStoreOptions so;
+  so.port = static_cast<std::uint16_t>(port);
+  so.isServer = rank == 0;
+  so.numWorkers = static_cast<std::size_t>(size);
+  so.waitWorkers = true;
+  so.timeout = initTimeout;
+  g->store = c10::make_intrusive<c10d::TCPStore>(addr, so);
+
+  if (backend == "gloo") {
+    auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
+    if (!iface.empty()) {
+      opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(iface));
+    } else if (!hostname.empty()) {
+      opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(hostname));
+    } else {
+      opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+    }
+    opts->threads = 2;
+    g->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(g->store, g->rank, g->size, opts);
+  } else if (backend == "nccl") {
+#if defined(ADVML_NCCL)
+    auto opts = c10d::ProcessGroupNCCL::Options::create();
+    opts->timeout = timeout;
+    g->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(g->store, g->rank, g->size, opts);
+#else
+    throw ArgError("backend 'nccl' needs an addon built against a CUDA libtorch with NCCL headers (LIBTORCH=...)");
+#endif
+  } else {
+    throw ArgError("unknown backend '" + backend + "': expected 'gloo' or 'nccl'");
+  }
+
+  Group* raw = g.release();
+  auto handle = Napi::External<Group>::New(info.Env(), raw, [](Napi::Env, Group* p) {
+    shutdown(p);
+    delete p;
+  });
+  napi_type_tag_object(info.Env(), handle, &kGroupTag);
+  return handle;
+}
+
+// distDestroy(group): releases the process group (joins its threads, closes
+// its connections) and the store. Later use of the handle is an error. A group
+// broken by a failure is abandoned instead of joined: a collective that timed
+// out may still sit in Gloo's worker thread until Gloo's own timeout, and
+// destroy() must not wait for it (the process normally exits next).
+Napi::Value distDestroy(const Napi::CallbackInfo& info) {
+  shutdown(rawGroupAt(info, 0));
+  return info.Env().Undefined();
+}
+
+// distAllReduce(group, tensors, op, timeoutMs, mode): in place.
+//   op: 'sum' | 'avg' | 'max' | 'min' ('avg' sums, then divides by the world size)
+//   mode: 'flatten' (default: one buffer per dtype and device, one allreduce
+//         each), 'coalesced' (ProcessGroup::allreduce_coalesced per dtype),
+//         'each' (one allreduce per tensor).
+Napi::Value distAllReduce(const Napi::CallbackInfo& info) {
+  Group* g = groupAt(info, 0);
+  std::vector<at::Tensor> ts = tensorListAt(info, 1);
+  std::string opName = stringAt(info, 2);
+  milliseconds timeout = timeoutAt(info, 3);
+  std::string mode = isAbsent(info, 4) ? "flatten" : stringAt(info, 4);
+  c10d::ReduceOp::RedOpType op;
+  bool avg = false;
+  if (opName == "sum") op = c10d::ReduceOp::SUM;
+  else if (opName == "avg") { op = c10d::ReduceOp::SUM; avg = true; }
+  else if (opName == "max") op = c10d::ReduceOp::MAX;
+  else if (opName == "min") op = c10d::ReduceOp::MIN;
+  else throw ArgError("unknown reduction '" + opName + "': expected sum, avg, max or min");
+  if (mode != "flatten" && mode != "coalesced" && mode != "each") {
+    throw ArgError("unknown mode '" + mode + "': expected flatten, coalesced or each");
+  }
+  for (size_t i = 0; i < ts.size(); i++) {
+    if (avg && !at::isFloatingType(ts[i].scalar_type())) {
+      throw ArgError("'avg' needs floating-point tensors; tensor " + std::to_string(i) + " is " +
+                     dtypeName(ts[i].scalar_type()));
+    }
+    if (ts[i].scalar_type() == at::kBool) throw ArgError("tensor " + std::to_string(i) + " is bool, which c10d cannot reduce");
+  }
+  at::NoGradGuard noGrad;
+  c10d::AllreduceOptions ro;
+  ro.reduceOp = op;
+  ro.timeout = timeout;
+
+  if (mode == "each") {
+    for (auto& t0 : ts) {
+      bool inPlace = false;
+      std::vector<at::Tensor> one{t0};
+      at::Tensor buf = flatten(one, {0}, true, inPlace);
+      std::vector<at::Tensor> v{buf};
+      await(g, g->pg->allreduce(v, ro), timeout);
+      if (avg) buf.div_(g->size);
+      if (!inPlace) unflatten(one, {0}, buf);
+    }
+    return info.Env().Undefined();
+  }
+  for (const auto& idx : bucketsOf(ts)) {
+    if (mode == "coalesced") {
+      // c10d flattens the bucket itself and copies the result back.
+      std::vector<at::Tensor> v;
+      for (size_t i : idx) v.push_back(ts[i].is_contiguous() ? ts[i] : ts[i].contiguous());
+      c10d::AllreduceCoalescedOptions co;
+      co.reduceOp = op;
+      co.timeout = timeout;
+      await(g, g->pg->allreduce_coalesced(v, co), timeout);
+      for (size_t k = 0; k < idx.size(); k++) {
+        at::Tensor dst = ts[idx[k]];
+        if (avg) v[k].div_(g->size);
+        if (!v[k].is_same(dst)) dst.copy_(v[k]);
+      }
+      continue;
+    }
+    bool inPlace = false;
+    at::Tensor flat = flatten(ts, idx, true, inPlace);
+    if (flat.numel() == 0) continue;
+    std::vector<at::Tensor> v{flat};
+    await(g, g->pg->allreduce(v, ro), timeout);
+    if (avg) flat.div_(g->size);
+    if (!inPlace) unflatten(ts, idx, flat);
+  }
+  return info.Env().Undefined();
+}
+
+// distBroadcast(group, tensors, root, timeoutMs): every rank's tensors get
+// root's values, in place; one message per dtype and device.
+Napi::Value distBroadcast(const Napi::CallbackInfo& info) {
+  Group* g = groupAt(info, 0);
+  std::vector<at::Tensor> ts = tensorListAt(info, 1);
+  int64_t root = intAt(info, 2);
+  milliseconds timeout = timeoutAt(info, 3);
+  if (root < 0 || root >= g->size) {
+    throw ArgError("root must be in [0, " + std::to_string(g->size) + "), got " + std::to_string(root));
+  }
+  at::NoGradGuard noGrad;
+  c10d::BroadcastOptions bo;
+  bo.rootRank = root;
+  bo.rootTensor = 0;
+  bo.timeout = timeout;
+  bool isRoot = root == g->rank;
+  for (const auto& idx : bucketsOf(ts)) {
+    bool inPlace = false;
+    at::Tensor flat = flatten(ts, idx, isRoot, inPlace);
+    if (flat.numel() == 0) continue;
+    std::vector<at::Tensor> v{flat};
+    await(g, g->pg->broadcast(v, bo), timeout);
+    if (!isRoot && !inPlace) unflatten(ts, idx, flat);
+  }
+  return info.Env().Undefined();
+}
+
+// distAllGather(group, tensor, timeoutMs) -> tensors, one per rank in rank
+// order. Ranks may differ in the size of dimension 0 (a last, smaller shard);
+// dtype and the other dimensions must agree. A first, small all-gather
+// exchanges each rank's dtype and shape, so a mismatch raises the same error on
+// every rank instead of a hang or garbage.
+Napi::Value distAllGather(const Napi::CallbackInfo& info) {
+  Group* g = groupAt(info, 0);
+  at::Tensor t = tensorAt(info, 1).detach();
+  milliseconds timeout = timeoutAt(info, 2);
+  constexpr int64_t kMaxDims = 16;
+  constexpr int64_t kMeta = 2 + kMaxDims;
+  at::NoGradGuard noGrad;
+
+  c10d::AllgatherOptions ao;
+  ao.timeout = timeout;
+  at::Tensor meta = at::zeros({kMeta}, at::TensorOptions().dtype(at::kLong).device(t.device()));
+  {
+    at::Tensor cpu = at::zeros({kMeta}, at::kLong);
+    auto* m = cpu.data_ptr<int64_t>();
+    m[0] = static_cast<int64_t>(t.scalar_type());
+    m[1] = t.dim();
+    for (int64_t d = 0; d < std::min<int64_t>(t.dim(), kMaxDims); d++) m[2 + d] = t.size(d);
+    meta.copy_(cpu);
+  }
+  std::vector<std::vector<at::Tensor>> metaOut(1);
+  for (int r = 0; r < g->size; r++) metaOut[0].push_back(at::empty_like(meta));
+  std::vector<at::Tensor> metaIn{meta};
+  await(g, g->pg->allgather(metaOut, metaIn, ao), timeout);
+
+  std::vector<std::vector<int64_t>> shapes(g->size);
+  std::vector<at::ScalarType> dtypes(g->size);
+  for (int r = 0; r < g->size; r++) {
+    at::Tensor m = metaOut[0][r].to(at::kCPU);
+    const int64_t* p = m.data_ptr<int64_t>();
+    dtypes[r] = static_cast<at::ScalarType>(p[0]);
+    shapes[r].assign(p + 2, p + 2 + std::min<int64_t>(p[1], kMaxDims));
+    if (p[1] > kMaxDims) throw ArgError("rank " + std::to_string(r) + " gave a tensor of " + std::to_string(p[1]) +
+                                        " dimensions; allGather takes at most " + std::to_string(kMaxDims));
+  }
+  auto shapeStr = [&](int r) { return dtypeName(dtypes[r]) + " [" + c10::Join(", ", shapes[r]) + "]"; };
+  for (int r = 1; r < g->size; r++) {
+    bool same = dtypes[r] == dtypes[0] && shapes[r].size() == shapes[0].size();
+    for (size_t d = 1; same && d < shapes[0].size(); d++) same = shapes[r][d] == shapes[0][d];
+    if (!same) {
+      throw ArgError("ranks disagree on dtype or shape (only dimension 0 may differ): rank 0 has " + shapeStr(0) +
+                     ", rank " + std::to_string(r) + " has " + shapeStr(r));
+    }
+  }
+  std::vector<int64_t> padded = shapes[0];
+  int64_t lead = 0;
+  if (!padded.empty()) {
+    for (int r = 0; r < g->size; r++) lead = std::max(lead, shapes[r][0]);
+    padded[0] = lead;
+  }
+  at::Tensor in = t.contiguous();
+  if (!padded.empty() && t.size(0) != lead) {
+    in = at::zeros(padded, t.options());
+    in.narrow(0, 0, t.size(0)).copy_(t);
+  }
+  std::vector<std::vector<at::Tensor>> out(1);
+  for (int r = 0; r < g->size; r++) out[0].push_back(at::empty(padded, t.options()));
+  std::vector<at::Tensor> inputs{in};
+  await(g, g->pg->allgather(out, inputs, ao), timeout);
+  std::vector<at::Tensor> result;
+  for (int r = 0; r < g->size; r++) {
+    at::Tensor o = out[0][r];
+    if (!padded.empty() && shapes[r][0] != lead) o = o.narrow(0, 0, shapes[r][0]).clone();
+    result.push_back(o);
+  }
+  return wrapList(info.Env(), result);
+}
+
+// distBarrier(group, timeoutMs): returns once every rank has entered.
+Napi::Value distBarrier(const Napi::CallbackInfo& info) {
+  Group* g = groupAt(info, 0);
+  milliseconds timeout = timeoutAt(info, 1);
+  c10d::BarrierOptions bo;
+  bo.timeout = timeout;
+  await(g, g->pg->barrier(bo), timeout);
+  return info.Env().Undefined();
+}
+
+#else  // no c10d in this libtorch
+
+Napi::Value unavailable(const Napi::CallbackInfo&) {
+  throw std::runtime_error("this addon was built without c10d Gloo (install libgloo-dev and rebuild)");
+}
+
+#endif
+
+}  // namespace
+
+void initDistributed(Napi::Env env, Napi::Object exports) {
+#if defined(ADVML_C10D)
+  defineOp(env, exports, "distInit", distInit);
+  defineOp(env, exports, "distDestroy", distDestroy);
+  defineOp(env, exports, "distAllReduce", distAllReduce);
+  defineOp(env, exports, "distBroadcast", distBroadcast);
+  defineOp(env, exports, "distAllGather", distAllGather);
+  defineOp(env, exports, "distBarrier", distBarrier);
+#else
+  for (const char* name : {"distInit", "distDestroy", "distAllReduce", "distBroadcast", "distAllGather", "distBarrier"}) {
+    defineOp(env, exports, name, unavailable);
+  }
+#endif
+}
+
+}  // namespace advml
