@@ -13,6 +13,7 @@ const loaders: Record<string, () => Promise<Command>> = {
   sweep: async () => (await import('./sweep.js')).sweep,
   reproduce: async () => (await import('./reproduce.js')).reproduce,
   report: async () => (await import('./report.js')).report,
+  launch: async () => (await import('./launch.js')).launch,
 };
 
 const summaries: Record<string, string> = {
@@ -26,6 +27,7 @@ const summaries: Record<string, string> = {
   sweep: 'capacity (width multiplier rho) and activation studies, trained and evaluated',
   reproduce: "the paper's four findings on MNIST and Fashion-MNIST, written to docs/results.md",
   report: 'HTML page and PNG charts from eval, transfer, sweep and attack results',
+  launch: 'run a command as N data-parallel worker processes (torchrun-style env, supervised)',
 };
 
 function usage(): string {
