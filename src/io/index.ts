@@ -22,3 +22,4 @@ export {
   CHECKPOINT_FORMAT, type Checkpoint, type Json,
 } from './checkpoint.js';
 export { encodePng, tensorToPng } from './png.js';
+export * as tfjs from './tfjs/index.js';

@@ -5,5 +5,9 @@ export {
   InceptionV3, InceptionA, InceptionB, InceptionC, InceptionD, InceptionE, InceptionAux, BasicConv2d, MAX_EXTRA_BLOCKS,
   type InceptionV3Options, type InceptionExtraBlocks, type InceptionOutputs,
 } from './inception.js';
+export {
+  loadResNet50ImageNet, resnet50ImageNetModelPath, readImageNetLabels, CAFFE_MEAN_BGR, RESNET50_PACKAGE,
+  type ResNet50ImageNetOptions,
+} from './resnet50-imagenet.js';
 export { Classifier, type ClassifierOptions } from './classifier.js';
 export * from './registry.js';

@@ -3,7 +3,10 @@
  * - max pool 2 - dense 128 - act - dense classes. For 28x28 inputs.
  */
 import { type Generator, type Tensor, maxPool2d } from '../engine/index.js';
-import { type ActivationName, type ActivationOptions, Conv2d, Linear, Module, activate, consume as then } from '../nn/index.js';
+import {
+  Activation, type ActivationName, type ActivationOptions, Conv2d, Flatten, Linear, MaxPool2d, Module, Sequential, activate,
+  consume as then,
+} from '../nn/index.js';
 
 export interface MnistCnnOptions {
   inChannels?: number;
@@ -42,6 +45,16 @@ export class MnistCnn extends Module {
     this.fc2 = this.registerModule('fc2', new Linear(hidden, opts.classes ?? 10, { generator: g }));
     this.act = opts.activation ?? 'relu';
     this.actOpts = opts.activationOptions ?? {};
+  }
+
+  /**
+   * The same network as a Sequential of layers (conv1, act, pool, conv2, act,
+   * pool, flatten, fc1, act, fc2) sharing this model's parameters, for
+   * exporters (TensorFlow.js). Dispose the model, not the Sequential.
+   */
+  toSequential(): Sequential {
+    const act = (): Activation => new Activation(this.act, this.actOpts);
+    return new Sequential(this.conv1, act(), new MaxPool2d(2), this.conv2, act(), new MaxPool2d(2), new Flatten(), this.fc1, act(), this.fc2);
   }
 
   forward(x: Tensor): Tensor {
