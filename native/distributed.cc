@@ -287,17 +287,40 @@ Napi::Value distDestroy(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Tensors at least this large travel on their own, in place when contiguous:
+// copying them into a shared buffer and back costs more than the message it
+// saves. Smaller ones share one flat buffer per dtype. The split depends only
+// on sizes and dtypes, which all ranks agree on, so every rank sends the same
+// sequence of messages. (docs/distributed.md has the measurements.)
+constexpr int64_t kOwnMessageBytes = 1 << 20;
+
+// The messages of `auto` mode: within each dtype-and-device bucket, each large
+// tensor alone, then the small ones together.
+std::vector<std::vector<size_t>> messagesOf(const std::vector<at::Tensor>& ts) {
+  std::vector<std::vector<size_t>> out;
+  for (const auto& idx : bucketsOf(ts)) {
+    std::vector<size_t> small;
+    for (size_t i : idx) {
+      if (ts[i].numel() * static_cast<int64_t>(ts[i].element_size()) >= kOwnMessageBytes) out.push_back({i});
+      else small.push_back(i);
+    }
+    if (!small.empty()) out.push_back(small);
+  }
+  return out;
+}
+
 // distAllReduce(group, tensors, op, timeoutMs, mode): in place.
 //   op: 'sum' | 'avg' | 'max' | 'min' ('avg' sums, then divides by the world size)
-//   mode: 'flatten' (default: one buffer per dtype and device, one allreduce
-//         each), 'coalesced' (ProcessGroup::allreduce_coalesced per dtype),
-//         'each' (one allreduce per tensor).
+//   mode: 'auto' (default: large tensors alone, small ones flattened into one
+//         buffer per dtype), 'flatten' (one buffer per dtype and device),
+//         'coalesced' (ProcessGroup::allreduce_coalesced per dtype), 'each'
+//         (one allreduce per tensor).
 Napi::Value distAllReduce(const Napi::CallbackInfo& info) {
   Group* g = groupAt(info, 0);
   std::vector<at::Tensor> ts = tensorListAt(info, 1);
   std::string opName = stringAt(info, 2);
   milliseconds timeout = timeoutAt(info, 3);
-  std::string mode = isAbsent(info, 4) ? "flatten" : stringAt(info, 4);
+  std::string mode = isAbsent(info, 4) ? "auto" : stringAt(info, 4);
   c10d::ReduceOp::RedOpType op;
   bool avg = false;
   if (opName == "sum") op = c10d::ReduceOp::SUM;
@@ -305,8 +328,8 @@ Napi::Value distAllReduce(const Napi::CallbackInfo& info) {
   else if (opName == "max") op = c10d::ReduceOp::MAX;
   else if (opName == "min") op = c10d::ReduceOp::MIN;
   else throw ArgError("unknown reduction '" + opName + "': expected sum, avg, max or min");
-  if (mode != "flatten" && mode != "coalesced" && mode != "each") {
-    throw ArgError("unknown mode '" + mode + "': expected flatten, coalesced or each");
+  if (mode != "auto" && mode != "flatten" && mode != "coalesced" && mode != "each") {
+    throw ArgError("unknown mode '" + mode + "': expected auto, flatten, coalesced or each");
   }
   for (size_t i = 0; i < ts.size(); i++) {
     if (avg && !at::isFloatingType(ts[i].scalar_type())) {
@@ -316,24 +339,9 @@ Napi::Value distAllReduce(const Napi::CallbackInfo& info) {
     if (ts[i].scalar_type() == at::kBool) throw ArgError("tensor " + std::to_string(i) + " is bool, which c10d cannot reduce");
   }
   at::NoGradGuard noGrad;
-  c10d::AllreduceOptions ro;
-  ro.reduceOp = op;
-  ro.timeout = timeout;
 
-  if (mode == "each") {
-    for (auto& t0 : ts) {
-      bool inPlace = false;
-      std::vector<at::Tensor> one{t0};
-      at::Tensor buf = flatten(one, {0}, true, inPlace);
-      std::vector<at::Tensor> v{buf};
-      await(g, g->pg->allreduce(v, ro), timeout);
-      if (avg) buf.div_(g->size);
-      if (!inPlace) unflatten(one, {0}, buf);
-    }
-    return info.Env().Undefined();
-  }
-  for (const auto& idx : bucketsOf(ts)) {
-    if (mode == "coalesced") {
+  if (mode == "coalesced") {
+    for (const auto& idx : bucketsOf(ts)) {
       // c10d flattens the bucket itself and copies the result back.
       std::vector<at::Tensor> v;
       for (size_t i : idx) v.push_back(ts[i].is_contiguous() ? ts[i] : ts[i].contiguous());
@@ -346,8 +354,22 @@ Napi::Value distAllReduce(const Napi::CallbackInfo& info) {
         if (avg) v[k].div_(g->size);
         if (!v[k].is_same(dst)) dst.copy_(v[k]);
       }
-      continue;
     }
+    return info.Env().Undefined();
+  }
+
+  std::vector<std::vector<size_t>> messages;
+  if (mode == "auto") {
+    messages = messagesOf(ts);
+  } else if (mode == "flatten") {
+    messages = bucketsOf(ts);
+  } else {
+    for (size_t i = 0; i < ts.size(); i++) messages.push_back({i});
+  }
+  c10d::AllreduceOptions ro;
+  ro.reduceOp = op;
+  ro.timeout = timeout;
+  for (const auto& idx : messages) {
     bool inPlace = false;
     at::Tensor flat = flatten(ts, idx, true, inPlace);
     if (flat.numel() == 0) continue;
@@ -360,7 +382,7 @@ Napi::Value distAllReduce(const Napi::CallbackInfo& info) {
 }
 
 // distBroadcast(group, tensors, root, timeoutMs): every rank's tensors get
-// root's values, in place; one message per dtype and device.
+// root's values, in place; messages as all-reduce's 'auto' mode.
 Napi::Value distBroadcast(const Napi::CallbackInfo& info) {
   Group* g = groupAt(info, 0);
   std::vector<at::Tensor> ts = tensorListAt(info, 1);
@@ -375,7 +397,7 @@ Napi::Value distBroadcast(const Napi::CallbackInfo& info) {
   bo.rootTensor = 0;
   bo.timeout = timeout;
   bool isRoot = root == g->rank;
-  for (const auto& idx : bucketsOf(ts)) {
+  for (const auto& idx : messagesOf(ts)) {
     bool inPlace = false;
     at::Tensor flat = flatten(ts, idx, isRoot, inPlace);
     if (flat.numel() == 0) continue;

@@ -26,10 +26,11 @@
  * pg.destroy();
  * ```
  */
+// The collectives are addon ops that take and return tensor handles, like the
+// engine's own ops; this is the one module outside src/engine that calls the
+// addon directly.
 import { native, type Handle } from '../engine/native.js';
-import { Tensor } from '../engine/tensor.js';
-import { tensor } from '../engine/ops.js';
-import { isFloating } from '../engine/dtype.js';
+import { Tensor, isFloating, tensor } from '../engine/index.js';
 
 /** How all-reduce combines the ranks' values. `'avg'` sums, then divides by the world size (floating dtypes only). */
 export type ReduceOp = 'sum' | 'avg' | 'max' | 'min';
@@ -39,14 +40,17 @@ export type Backend = 'gloo' | 'nccl' | 'none';
 
 /**
  * How a list of tensors travels in all-reduce.
- * - `'flatten'` (default): the tensors of each dtype (and device) are copied into one flat buffer,
- *   all-reduced as one message, and copied back; a single contiguous tensor is reduced in place.
+ * - `'auto'` (default): within each dtype, every tensor of 1 MiB or more is reduced on its own (in
+ *   place when contiguous) and the smaller ones are copied into one flat buffer, reduced as one
+ *   message, and copied back. A model's many small gradients (biases, norms, small layers) thus
+ *   cost one message, and its large ones no copies.
+ * - `'flatten'`: each dtype's tensors all in one flat buffer (one message per dtype).
  * - `'coalesced'`: c10d's `allreduce_coalesced`, one call per dtype (c10d flattens internally).
- * - `'each'`: one all-reduce per tensor (many small messages; for comparison only).
+ * - `'each'`: one all-reduce per tensor.
  *
- * docs/distributed.md gives the measurements behind the default.
+ * All four give the same values; docs/distributed.md gives the measurements behind the default.
  */
-export type Coalescing = 'flatten' | 'coalesced' | 'each';
+export type Coalescing = 'auto' | 'flatten' | 'coalesced' | 'each';
 
 /** The default timeout of every operation when neither options nor ADVML_DIST_TIMEOUT_MS give one: 60 s. */
 export const DEFAULT_TIMEOUT_MS = 60_000;
@@ -100,7 +104,7 @@ export interface CollectiveOptions {
 
 /** Per-call options of {@link ProcessGroup.allReduce}. */
 export interface AllReduceOptions extends CollectiveOptions {
-  /** How a list of tensors travels (default `'flatten'`); see {@link Coalescing}. */
+  /** How a list of tensors travels (default `'auto'`); see {@link Coalescing}. */
   coalesce?: Coalescing;
 }
 
@@ -159,7 +163,7 @@ interface GroupHandle {
 }
 
 const REDUCE_OPS: readonly ReduceOp[] = ['sum', 'avg', 'max', 'min'];
-const COALESCING: readonly Coalescing[] = ['flatten', 'coalesced', 'each'];
+const COALESCING: readonly Coalescing[] = ['auto', 'flatten', 'coalesced', 'each'];
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -256,10 +260,10 @@ export class ProcessGroup {
   /**
    * Reduces `tensors` across all ranks, in place: afterwards every rank holds
    * `op` over the ranks' values, elementwise (`'avg'` = sum / worldSize).
-   * Tensors may differ in shape and dtype; by default each dtype's tensors
-   * travel as one flat buffer (see {@link Coalescing}), so a model's gradients
-   * go in one message per dtype. Runs without recording autograd history, so
-   * leaf parameters may be passed. Blocks until done.
+   * Tensors may differ in shape and dtype, and need not be contiguous; by
+   * default small tensors of a dtype share one message and large ones travel
+   * alone without copies (see {@link Coalescing}). Runs without recording
+   * autograd history, so leaf parameters may be passed. Blocks until done.
    *
    * @param tensors one tensor or a list; every rank passes the same shapes and dtypes in the same order
    * @param op `'sum'` (default), `'avg'` (floating dtypes only), `'max'` or `'min'`
@@ -268,7 +272,7 @@ export class ProcessGroup {
   allReduce(tensors: Tensor | readonly Tensor[], op: ReduceOp = 'sum', options: AllReduceOptions = {}): void {
     const list = this.tensorList('allReduce', tensors);
     if (!REDUCE_OPS.includes(op)) throw new RangeError(`allReduce: op must be one of ${REDUCE_OPS.join(', ')}, got '${String(op)}'`);
-    const coalesce = options.coalesce ?? 'flatten';
+    const coalesce = options.coalesce ?? 'auto';
     if (!COALESCING.includes(coalesce)) {
       throw new RangeError(`allReduce: options.coalesce must be one of ${COALESCING.join(', ')}, got '${String(coalesce)}'`);
     }
@@ -305,7 +309,7 @@ export class ProcessGroup {
 
   /**
    * Copies `root`'s values of `tensors` into every other rank's `tensors`, in
-   * place (one message per dtype). Use it to start all ranks from rank 0's
+   * place (messages grouped as all-reduce's `'auto'`). Use it to start all ranks from rank 0's
    * weights. Runs without recording autograd history. Blocks until done.
    *
    * @param root the rank whose values are sent (default 0)

@@ -33,7 +33,7 @@ function rankInputs(r: number): Value[] {
 
 const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
 
-function expectReduced(actual: Value[], world: number, f: (xs: number[]) => number, what: string, keep = (_: Value): boolean => true): void {
+function expectReduced(actual: Value[], world: number, f: (xs: number[]) => number, what: string, keep = (_v: Value, _k: number): boolean => true): void {
   const perRank = Array.from({ length: world }, (_, r) => rankInputs(r).filter(keep));
   assert.equal(actual.length, perRank[0]!.length, `${what}: number of tensors`);
   perRank[0]!.forEach((v, k) => {
@@ -59,7 +59,20 @@ function checkCollectives(res: CollectiveResult, r: number, world: number): void
   assert.equal(res.localRank, r);
   assert.equal(res.backend, 'gloo');
   assert.deepEqual(res.helpers, { isDistributed: true, rank: r, worldSize: world });
-  for (const mode of ['flatten', 'coalesced', 'each']) expectReduced(res[`sum-${mode}`] as Value[], world, sum, `sum-${mode}`);
+  for (const mode of ['auto', 'flatten', 'coalesced', 'each']) expectReduced(res[`sum-${mode}`] as Value[], world, sum, `sum-${mode}`);
+  const ranks0 = Array.from({ length: world }, (_, q) => q);
+  const k1 = sum(ranks0.map((q) => q + 1));
+  const sr = sum(ranks0);
+  for (const mode of ['auto', 'flatten']) {
+    const big = res[`big-${mode}`] as { small: Value[]; big0: Record<string, number>; big1: Record<string, unknown> };
+    expectReduced(big.small, world, sum, `big-${mode}.small`, (_v, k) => k < 3); // inputs 0, 1, 2
+    assert.deepEqual(big.big0, { first: k1, last: k1, sum: 300_000 * k1 }, `big-${mode}.big0`);
+    // element [p][q] = world * (600q + p) + sum(r); summed over p < 600, q < 1000
+    const total = world * ((599 * 600) / 2 * 1000 + 600 * ((999 * 1000) / 2) * 600) + 600_000 * sr;
+    assert.deepEqual(big.big1, { shape: [600, 1000], e00: sr, e57: world * (600 * 7 + 5) + sr, last: world * (600 * 999 + 599) + sr, sum: total }, `big-${mode}.big1`);
+  }
+  // broadcast from rank 1 of the same large tensors and a small one
+  assert.deepEqual(res.bigBroadcast, { small: [1, 2, 3], big0: [2, 2, 600_000], big1: [1, 600 * 7 + 5 + 1, 600 * 999 + 599 + 1] });
   expectReduced(res.max as Value[], world, (xs) => Math.max(...xs), 'max');
   expectReduced(res.min as Value[], world, (xs) => Math.min(...xs), 'min');
   expectReduced(res.avg as Value[], world, (xs) => sum(xs) / world, 'avg', (v) => v.dtype !== 'int64');
@@ -224,7 +237,7 @@ test('argument errors name the argument, the value and what was expected', () =>
       assert.throws(() => pg.allReduce([f, i], 'avg'), /allReduce: 'avg' needs floating-point tensors; tensors\[1\] is int64/);
       assert.throws(() => pg.allReduce([f.gt(0)]), /tensors\[0\] is bool/);
       assert.throws(() => pg.allReduce([f, 3 as unknown as typeof f]), /allReduce: tensors\[1\] must be a Tensor/);
-      assert.throws(() => pg.allReduce([f], 'sum', { coalesce: 'bucket' as 'each' }), /options.coalesce must be one of flatten, coalesced, each/);
+      assert.throws(() => pg.allReduce([f], 'sum', { coalesce: 'bucket' as 'each' }), /options.coalesce must be one of auto, flatten, coalesced, each, got 'bucket'/);
       assert.throws(() => pg.allReduce([f], 'sum', { timeoutMs: 0 }), /allReduce: options.timeoutMs must be an integer >= 1, got 0/);
       assert.throws(() => pg.broadcast([f], 1), /broadcast: root \(world size 1\) must be an integer in \[0, 0\], got 1/);
       const d = full([1], 0);

@@ -48,10 +48,34 @@ function collectives(pg: ProcessGroup): void {
   const out: Record<string, unknown> = { rank: r, worldSize: pg.worldSize, localRank: pg.localRank, backend: pg.backend,
     helpers: { isDistributed: isDistributed(), rank: rank(), worldSize: worldSize() } };
 
-  for (const mode of ['flatten', 'coalesced', 'each'] as const) {
+  for (const mode of ['auto', 'flatten', 'coalesced', 'each'] as const) {
     const ts = inputs(r);
     pg.allReduce(ts, 'sum', { coalesce: mode });
     out[`sum-${mode}`] = values(ts);
+  }
+  // Tensors of 1 MiB and more travel on their own in 'auto' mode (one of them not contiguous):
+  // reported as a few elements and the float64 sum. big[0]: full 300000 of r + 1;
+  // big[1]: [600, 1000] with element [p][q] = 600q + p + r.
+  {
+    const big = [full([300_000], r + 1), arange(0, 600_000, 1, { dtype: 'float32' }).reshape([1000, 600]).transpose(0, 1).add(r)];
+    const small = tensor([1, 2, 3]).mul(r);
+    pg.broadcast([big[0]!, small, big[1]!], 1);
+    out.bigBroadcast = {
+      small: small.toArray(),
+      big0: [big[0]!.select(0, 0).item(), big[0]!.select(0, 299_999).item(), big[0]!.sum().item()],
+      big1: [0, 5, 599].map((p, i) => big[1]!.select(0, p).select(0, [0, 7, 999][i]!).item()),
+    };
+  }
+  for (const mode of ['auto', 'flatten'] as const) {
+    const big = [full([300_000], r + 1), arange(0, 600_000, 1, { dtype: 'float32' }).reshape([1000, 600]).transpose(0, 1).add(r)];
+    const small = inputs(r);
+    pg.allReduce([small[0]!, big[0]!, small[1]!, big[1]!, small[2]!], 'sum', { coalesce: mode });
+    out[`big-${mode}`] = {
+      small: values([small[0]!, small[1]!, small[2]!]),
+      big0: { first: big[0]!.select(0, 0).item(), last: big[0]!.select(0, 299_999).item(), sum: big[0]!.to('float64').sum().item() },
+      big1: { shape: big[1]!.shape, e00: big[1]!.select(0, 0).select(0, 0).item(), e57: big[1]!.select(0, 5).select(0, 7).item(),
+        last: big[1]!.select(0, 599).select(0, 999).item(), sum: big[1]!.to('float64').sum().item() },
+    };
   }
   for (const op of ['max', 'min'] as const) {
     const ts = inputs(r);
