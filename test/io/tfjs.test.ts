@@ -387,6 +387,13 @@ test('graph errors: dangling references, cycles, several inputs, shape clashes; 
   );
   fails({ ...(functionalJson([inputLayer, act('out', 'in')]) as object), weightsManifest: [{ paths: ['x.bin'], weights: [{ name: 'w', shape: [1], dtype: 'bool' }] }] }, /no layer uses: w/);
 
+  // A layer the output does not depend on is left out, and its weights are not 'unused'.
+  const dead = functionalJson([inputLayer, act('out', 'in'), { name: 'dead', class_name: 'Dense', config: { units: 1, use_bias: false }, inbound_nodes: [[['in', 0, 0, {}]]] }]) as { weightsManifest: unknown[] };
+  dead.weightsManifest = [{ paths: ['d.bin'], weights: [{ name: 'dead/kernel', shape: [4, 1], dtype: 'float32' }] }];
+  const deadModel = importLayersModel({ modelJson: dead, readShard: () => new Uint8Array(16) });
+  assert.deepEqual([...deadModel.layers.keys()], ['in', 'out']);
+  deadModel.dispose();
+
   // Keras 3 writes inbound nodes as {args, kwargs} with __keras_tensor__ entries.
   const k3 = functionalJson([
     inputLayer,

@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Generator, type Tensor, crossEntropy, memory, noGrad, rand, scope, setNumThreads, tensor } from '../../src/index.js';
-import { loadSafetensorsSync } from '../../src/io/index.js';
-import { InceptionV3, buildClassifier, inceptionV3Spec } from '../../src/models/index.js';
+import { loadSafetensorsSync, saveCheckpointSync } from '../../src/io/index.js';
+import { InceptionV3, buildClassifier, inceptionV3Spec, loadClassifier, specJson } from '../../src/models/index.js';
 import type { Module } from '../../src/nn/index.js';
 import { PYTHON, runPython } from '../helpers/python.js';
 
@@ -158,6 +158,31 @@ test('registry: inception-v3 rebuilds from a spec as a classifier over [-1, 1] i
   assert.deepEqual(out.shape, [1, 7]);
   out.dispose();
   c.dispose();
+});
+
+test('a checkpoint of an inception-v3 classifier (rho 0.125, extra blocks, relu6) rebuilds it with the same logits', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'advml-inception-ckpt-'));
+  try {
+    const spec = inceptionV3Spec({ width: 0.125, extraBlocks: { grid35: 1, grid8: 2 }, activation: 'relu6', auxLogits: false, seed: 3 }, { classes: 4 });
+    const c = buildClassifier(spec);
+    c.module.train();
+    scope(() => void c.logits(rand([2, 3, 299, 299], { generator: new Generator(12) }).mul(2).sub(1)));
+    c.module.eval();
+    const x = rand([2, 3, 299, 299], { generator: new Generator(13) }).mul(2).sub(1);
+    const before = noGrad(() => c.logits(x));
+    const file = join(dir, 'inception.ckpt');
+    saveCheckpointSync(file, { model: specJson(spec), weights: c.module.stateDict() });
+    const back = loadClassifier(file);
+    assert.deepEqual(back.inputRange, [-1, 1]);
+    assert.ok(back.module instanceof InceptionV3 && back.module.AuxLogits === null);
+    assert.ok(back.module.stateDict().has('Mixed_7e.branch1x1.conv.weight'));
+    const after = noGrad(() => back.logits(x));
+    assert.equal(maxAbsDiff(before, after), 0);
+    c.dispose();
+    back.dispose();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("torchvision's inception_v3 state dict loads into advml (strict) and gives the same logits and aux logits", { skip: noTorchvision }, (t) => {

@@ -26,6 +26,8 @@ export interface GraphSpec {
   outputShapes: KerasShape[];
   /** Unique module names for the layers (Keras names with '.' replaced). */
   moduleNames: Map<KerasLayer, string>;
+  /** Layers the outputs do not depend on (left out of the model). */
+  unreachable?: string[];
 }
 
 /**

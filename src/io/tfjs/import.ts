@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { type Tensor, noGrad, scope } from '../../engine/index.js';
 import { type JsonObject, type JsonValue, JsonReader, type ModelJson, TfjsModelError, describeJson } from './format.js';
-import { type GraphNode, LayersModel } from './graph.js';
+import { type GraphNode, type GraphSpec, LayersModel } from './graph.js';
 import { KerasConv2D, KerasDense, KerasElementwise, type KerasLayer, type KerasShape, LAYER_ALIASES, LAYER_TYPES, KerasInputLayer, inputShapeOf } from './layers.js';
 import { decodeWeights, readManifest } from './weights.js';
 
@@ -77,7 +77,7 @@ export function importLayersModel(artifacts: LayersModelArtifacts, opts: ImportO
 
   const model = new LayersModel(graph);
   try {
-    loadWeights(r, graph.nodes, decodeWeights(r, manifest, artifacts.readShard), opts.strict ?? true);
+    loadWeights(r, graph.nodes, decodeWeights(r, manifest, artifacts.readShard), opts.strict ?? true, graph.unreachable ?? []);
   } catch (e) {
     model.dispose();
     throw e;
@@ -92,7 +92,7 @@ interface LayerEntry {
 }
 
 /** Parses the topology into layers and nodes, checks it, infers shapes and creates weights. */
-function buildGraph(r: JsonReader, topo: JsonObject): ConstructorParameters<typeof LayersModel>[0] {
+function buildGraph(r: JsonReader, topo: JsonObject): GraphSpec {
   let cfgPath = 'modelTopology';
   let mc = topo;
   if (topo.model_config !== undefined) {
@@ -122,7 +122,7 @@ function makeLayer(r: JsonReader, entry: unknown, path: string, fallbackName: st
   return make({ r, path, name, className, config });
 }
 
-function sequentialGraph(r: JsonReader, config: unknown, path: string): ConstructorParameters<typeof LayersModel>[0] {
+function sequentialGraph(r: JsonReader, config: unknown, path: string): GraphSpec {
   let name = 'sequential';
   let list: JsonValue[];
   let listPath = path;
@@ -197,7 +197,7 @@ function nodeInputs(r: JsonReader, node: unknown, path: string): string[] {
   return refs;
 }
 
-function functionalGraph(r: JsonReader, config: JsonObject, path: string): ConstructorParameters<typeof LayersModel>[0] {
+function functionalGraph(r: JsonReader, config: JsonObject, path: string): GraphSpec {
   const name = config.name === undefined ? 'model' : r.string(config.name, `${path}.name`);
   const list = r.array(config.layers, `${path}.layers`);
   const entries: LayerEntry[] = list.map((e, i) => {
@@ -229,7 +229,7 @@ function functionalGraph(r: JsonReader, config: JsonObject, path: string): Const
 }
 
 /** Orders the nodes, checks every reference, infers shapes (creating weights) and names the modules. */
-function finishGraph(r: JsonReader, name: string, entries: LayerEntry[], inputId: string, outputIds: string[]): ConstructorParameters<typeof LayersModel>[0] {
+function finishGraph(r: JsonReader, name: string, entries: LayerEntry[], inputId: string, outputIds: string[]): GraphSpec {
   const byName = new Map<string, LayerEntry>();
   for (const e of entries) {
     if (byName.has(e.layer.kerasName)) r.fail(`two layers are named '${e.layer.kerasName}'`);
@@ -280,6 +280,7 @@ function finishGraph(r: JsonReader, name: string, entries: LayerEntry[], inputId
     used.add(m);
     moduleNames.set(n.layer, m);
   }
+  const reachable = new Set(ordered.map((n) => n.layer));
   return {
     name,
     nodes: ordered,
@@ -288,11 +289,12 @@ function finishGraph(r: JsonReader, name: string, entries: LayerEntry[], inputId
     inputShape: shapes.get(inputId) as KerasShape,
     outputShapes: outputIds.map((o) => shapes.get(o) as KerasShape),
     moduleNames,
+    unreachable: entries.filter((e) => !reachable.has(e.layer)).map((e) => e.layer.kerasName),
   };
 }
 
 /** Drops the final softmax so the model returns logits (see {@link ImportOptions.outputLogits}). */
-function stripOutputSoftmax(r: JsonReader, graph: ConstructorParameters<typeof LayersModel>[0]): void {
+function stripOutputSoftmax(r: JsonReader, graph: GraphSpec): void {
   if (graph.outputIds.length !== 1) r.fail(`outputLogits: the model has ${graph.outputIds.length} outputs; expected one`);
   const out = graph.nodes.find((n) => n.id === graph.outputIds[0]) as GraphNode;
   const layer = out.layer;
@@ -307,7 +309,7 @@ function stripOutputSoftmax(r: JsonReader, graph: ConstructorParameters<typeof L
 }
 
 /** Copies the manifest weights into the layers, checking names and shapes. */
-function loadWeights(r: JsonReader, nodes: GraphNode[], weights: Map<string, Tensor>, strict: boolean): void {
+function loadWeights(r: JsonReader, nodes: GraphNode[], weights: Map<string, Tensor>, strict: boolean, unreachable: string[]): void {
   try {
     const unused = new Set(weights.keys());
     const seen = new Set<KerasLayer>();
@@ -326,6 +328,8 @@ function loadWeights(r: JsonReader, nodes: GraphNode[], weights: Map<string, Ten
         noGrad(() => scope(() => void w.target.copy_(w.toTorch(value))));
       }
     }
+    // Weights of layers the outputs do not depend on are skipped, as their layers are.
+    for (const name of [...unused]) if (unreachable.some((l) => name.startsWith(`${l}/`))) unused.delete(name);
     if (strict && unused.size) {
       const list = [...unused];
       r.fail(`the manifest holds ${list.length} weight(s) no layer uses: ${list.slice(0, 8).join(', ')}${list.length > 8 ? ', ...' : ''}`);
