@@ -2,7 +2,7 @@
  * `advml attack`: adversarial images for a model and a set of images, for a
  * list of methods and eps values, written as PNG files plus a JSON summary.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Generator, type Tensor, noGrad, scope } from '../engine/index.js';
 import * as A from '../attacks/index.js';
@@ -17,7 +17,7 @@ interface Result {
   eps: number;
   labelSource: string;
   accuracy: number;
-  perImage: { index: number; label: number; clean: number; adversarial: number; linf: number; l2: number; file: string }[];
+  perImage: { index: number; label: number; clean: number; adversarial: number; linf: number; l2: number; file: string; cleanFile: string }[];
 }
 
 export const attack: Command = {
@@ -25,9 +25,10 @@ export const attack: Command = {
   help: `Usage: advml attack --model CHECKPOINT --data DATA --out DIR [options]
 
 Makes adversarial images with each method and eps, and writes them as PNG
-files (DIR/METHOD/eps-E/INDEX.png) with DIR/summary.json: the clean and
-adversarial prediction of every image, its label, the perturbation's L-inf and
-L2 norms in pixel units, and the accuracy for each method and eps.
+files (DIR/METHOD/eps-E/INDEX.png, the clean images in DIR/clean/) with
+DIR/summary.json: the clean and adversarial prediction of every image, its
+label, the perturbation's L-inf and L2 norms in pixel units, and the accuracy
+for each method and eps.
 
 Options:
   --model FILE      a checkpoint written by advml (advml train, or the library)
@@ -152,11 +153,19 @@ function record(r: Result, model: Classifier, x: Tensor, y: Tensor, indices: num
   const cleanPred = clean.toArray() as number[];
   const advPred = pred.toArray() as number[];
   const dir = join(out, r.method, `eps-${r.eps}`);
-  if (images) mkdirSync(dir, { recursive: true });
+  if (images) {
+    mkdirSync(dir, { recursive: true });
+    mkdirSync(join(out, 'clean'), { recursive: true });
+  }
   for (let i = 0; i < labels.length; i++) {
     const index = indices[i] as number;
     const file = join(r.method, `eps-${r.eps}`, `${index}.png`);
-    if (images) writeFileAtomicSync(join(out, file), tensorToPng(adv.select(0, i), model.inputRange));
-    r.perImage.push({ index, label: labels[i] as number, clean: cleanPred[i] as number, adversarial: advPred[i] as number, linf: linf[i] as number, l2: l2[i] as number, file: images ? file : '' });
+    const cleanFile = join('clean', `${index}.png`);
+    if (images) {
+      writeFileAtomicSync(join(out, file), tensorToPng(adv.select(0, i), model.inputRange));
+      // Each clean image once, so the folder is self-contained for advml report.
+      if (!existsSync(join(out, cleanFile))) writeFileAtomicSync(join(out, cleanFile), tensorToPng(x.select(0, i), model.inputRange));
+    }
+    r.perImage.push({ index, label: labels[i] as number, clean: cleanPred[i] as number, adversarial: advPred[i] as number, linf: linf[i] as number, l2: l2[i] as number, file: images ? file : '', cleanFile: images ? cleanFile : '' });
   }
 }
