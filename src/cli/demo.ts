@@ -2,7 +2,7 @@
  * `advml demo`, the main job: trains the MNIST CNN twice, without and with
  * adversarial training (step l.l., the paper's recipe scaled to MNIST),
  * evaluates both under one-step and iterative attacks at several eps, and
- * writes a report folder (results.json, report.md).
+ * writes a report folder (results.json, report.md, and report/index.html with charts).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,7 +22,8 @@ export const demo: Command = {
 Trains the MNIST CNN twice on MNIST, plainly and with the paper's adversarial
 training (step l.l., m 64, k 32, lambda 0.3, eps ~ truncated normal scaled to
 MNIST), evaluates both with FGSM, step l.l., basic iter. and iter. l.l. at
-several eps, and writes DIR/report.md and DIR/results.json.
+several eps, and writes DIR/report.md, DIR/results.json and DIR/report/index.html
+(charts of accuracy against eps with confidence bands, for both models).
 
 Options:
   --out DIR          report folder (default runs/demo)
@@ -76,9 +77,15 @@ Options:
     }
     const report = markdown(runs, eps, methods, { epochs, trainImages, evalImages, config: preset.config });
     writeFileSync(join(o.out, 'report.md'), report);
+    const { buildReport } = await import('../report/index.js');
+    await buildReport(
+      { evals: runs.map((r) => ({ name: r.name, source: `advml demo (${r.name})`, model: join(o.out, `${r.name}.safetensors`), data: 'mnist:test', result: r.result })) },
+      join(o.out, 'report'),
+      { title: 'advml demo: plain and adversarially trained MNIST CNNs' },
+    );
     writeFileAtomicSync(join(o.out, 'results.json'), JSON.stringify({ epochs, trainImages, evalImages, eps, runs }, null, 2) + '\n');
     console.log(report);
-    console.log(`wrote ${join(o.out, 'report.md')} and ${join(o.out, 'results.json')}`);
+    console.log(`wrote ${join(o.out, 'report.md')}, ${join(o.out, 'results.json')} and the charts in ${join(o.out, 'report', 'index.html')}`);
     return 0;
   },
 };
