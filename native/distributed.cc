@@ -155,6 +155,28 @@ void await(Group* g, const c10::intrusive_ptr<c10d::Work>& work, milliseconds ti
   }
 }
 
+// Gloo (as in libtorch 1.13) handles float32, float64, float16, int8, uint8,
+// int32 and int64, and raises "Invalid scalar type" inside the work for the
+// rest, which would leave the group broken. Collectives that only move data
+// (broadcast, all-gather) send bool, int16 and bfloat16 through a view of the
+// same element size, sharing storage, so results land in the original tensor;
+// all-reduce sums int16 in int32 and bfloat16 in float32 buffers.
+at::Tensor asMovable(const at::Tensor& t) {
+  switch (t.scalar_type()) {
+    case at::kBool: return t.view(at::kByte);
+    case at::kShort: case at::kBFloat16: return t.view(at::kHalf);
+    default: return t;
+  }
+}
+
+at::ScalarType reductionType(at::ScalarType t) {
+  switch (t) {
+    case at::kShort: return at::kInt;
+    case at::kBFloat16: return at::kFloat;
+    default: return t;
+  }
+}
+
 // Tensors grouped by (dtype, device), in first-seen order, each group to
 // travel as one flat buffer.
 std::vector<std::vector<size_t>> bucketsOf(const std::vector<at::Tensor>& ts) {
@@ -176,16 +198,19 @@ std::vector<std::vector<size_t>> bucketsOf(const std::vector<at::Tensor>& ts) {
 // A flat buffer holding copies of `ts[idx...]` in order (or, when `fill` is
 // false, uninitialised), unless the bucket is a single contiguous tensor,
 // which is used in place.
-at::Tensor flatten(const std::vector<at::Tensor>& ts, const std::vector<size_t>& idx, bool fill, bool& inPlace) {
+// The buffer has dtype `wire` (default: the tensors' own).
+at::Tensor flatten(const std::vector<at::Tensor>& ts, const std::vector<size_t>& idx, bool fill, bool& inPlace,
+                   c10::optional<at::ScalarType> wire = c10::nullopt) {
   const at::Tensor& first = ts[idx[0]];
-  if (idx.size() == 1 && first.is_contiguous()) {
+  at::ScalarType dtype = wire.value_or(first.scalar_type());
+  if (idx.size() == 1 && first.is_contiguous() && dtype == first.scalar_type()) {
     inPlace = true;
     return first;
   }
   inPlace = false;
   int64_t total = 0;
   for (size_t i : idx) total += ts[i].numel();
-  at::Tensor flat = at::empty({total}, first.options());
+  at::Tensor flat = at::empty({total}, first.options().dtype(dtype));
   if (fill) {
     int64_t off = 0;
     for (size_t i : idx) {
@@ -344,7 +369,10 @@ Napi::Value distAllReduce(const Napi::CallbackInfo& info) {
     for (const auto& idx : bucketsOf(ts)) {
       // c10d flattens the bucket itself and copies the result back.
       std::vector<at::Tensor> v;
-      for (size_t i : idx) v.push_back(ts[i].is_contiguous() ? ts[i] : ts[i].contiguous());
+      for (size_t i : idx) {
+        at::ScalarType wire = reductionType(ts[i].scalar_type());
+        v.push_back(ts[i].is_contiguous() && wire == ts[i].scalar_type() ? ts[i] : ts[i].to(wire).contiguous());
+      }
       c10d::AllreduceCoalescedOptions co;
       co.reduceOp = op;
       co.timeout = timeout;
@@ -371,7 +399,7 @@ Napi::Value distAllReduce(const Napi::CallbackInfo& info) {
   ro.timeout = timeout;
   for (const auto& idx : messages) {
     bool inPlace = false;
-    at::Tensor flat = flatten(ts, idx, true, inPlace);
+    at::Tensor flat = flatten(ts, idx, true, inPlace, reductionType(ts[idx[0]].scalar_type()));
     if (flat.numel() == 0) continue;
     std::vector<at::Tensor> v{flat};
     await(g, g->pg->allreduce(v, ro), timeout);
@@ -386,6 +414,7 @@ Napi::Value distAllReduce(const Napi::CallbackInfo& info) {
 Napi::Value distBroadcast(const Napi::CallbackInfo& info) {
   Group* g = groupAt(info, 0);
   std::vector<at::Tensor> ts = tensorListAt(info, 1);
+  for (auto& t : ts) t = asMovable(t);
   int64_t root = intAt(info, 2);
   milliseconds timeout = timeoutAt(info, 3);
   if (root < 0 || root >= g->size) {
@@ -415,7 +444,8 @@ Napi::Value distBroadcast(const Napi::CallbackInfo& info) {
 // every rank instead of a hang or garbage.
 Napi::Value distAllGather(const Napi::CallbackInfo& info) {
   Group* g = groupAt(info, 0);
-  at::Tensor t = tensorAt(info, 1).detach();
+  at::Tensor original = tensorAt(info, 1).detach();
+  at::Tensor t = asMovable(original);
   milliseconds timeout = timeoutAt(info, 2);
   constexpr int64_t kMaxDims = 16;
   constexpr int64_t kMeta = 2 + kMaxDims;
@@ -427,7 +457,7 @@ Napi::Value distAllGather(const Napi::CallbackInfo& info) {
   {
     at::Tensor cpu = at::zeros({kMeta}, at::kLong);
     auto* m = cpu.data_ptr<int64_t>();
-    m[0] = static_cast<int64_t>(t.scalar_type());
+    m[0] = static_cast<int64_t>(original.scalar_type());
     m[1] = t.dim();
     for (int64_t d = 0; d < std::min<int64_t>(t.dim(), kMaxDims); d++) m[2 + d] = t.size(d);
     meta.copy_(cpu);
@@ -475,7 +505,7 @@ Napi::Value distAllGather(const Napi::CallbackInfo& info) {
   for (int r = 0; r < g->size; r++) {
     at::Tensor o = out[0][r];
     if (!padded.empty() && shapes[r][0] != lead) o = o.narrow(0, 0, shapes[r][0]).clone();
-    result.push_back(o);
+    result.push_back(o.scalar_type() == original.scalar_type() ? o : o.view(original.scalar_type()));
   }
   return wrapList(info.Env(), result);
 }

@@ -260,7 +260,9 @@ export class ProcessGroup {
   /**
    * Reduces `tensors` across all ranks, in place: afterwards every rank holds
    * `op` over the ranks' values, elementwise (`'avg'` = sum / worldSize).
-   * Tensors may differ in shape and dtype, and need not be contiguous; by
+   * Tensors may differ in shape and dtype (any but bool; int16 and bfloat16
+   * are summed in int32 and float32 buffers, as Gloo cannot reduce them), and
+   * need not be contiguous; by
    * default small tensors of a dtype share one message and large ones travel
    * alone without copies (see {@link Coalescing}). Runs without recording
    * autograd history, so leaf parameters may be passed. Blocks until done.
@@ -309,7 +311,7 @@ export class ProcessGroup {
 
   /**
    * Copies `root`'s values of `tensors` into every other rank's `tensors`, in
-   * place (messages grouped as all-reduce's `'auto'`). Use it to start all ranks from rank 0's
+   * place (messages grouped as all-reduce's `'auto'`; any dtype, bool included). Use it to start all ranks from rank 0's
    * weights. Runs without recording autograd history. Blocks until done.
    *
    * @param root the rank whose values are sent (default 0)

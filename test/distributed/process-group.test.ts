@@ -91,6 +91,15 @@ function checkCollectives(res: CollectiveResult, r: number, world: number): void
   assert.deepEqual(res.allGatherCat, [(world * (world + 1)) / 2, 3]);
   assert.deepEqual(res.allGatherEqual, ranks.map((q) => ({ dtype: 'float32', shape: [4], data: [0, 1, 2, 3].map((i) => i + 10 * q) })));
   assert.deepEqual(res.allGatherScalar, ranks.map((q) => ({ dtype: 'float64', shape: [], data: q })));
+  const dtypes = res.dtypes as Record<string, { broadcast1: unknown; allGather: unknown; sum?: unknown }>;
+  for (const dtype of ['bool', 'uint8', 'int8', 'int16', 'int32', 'int64', 'float16', 'bfloat16', 'float32', 'float64']) {
+    const of = (q: number): unknown => (dtype === 'bool' ? [q % 2 === 0, true, false] : [q + 1, 0, 2 * (q + 1)]);
+    assert.deepEqual(dtypes[dtype], {
+      broadcast1: of(1),
+      allGather: ranks.map((q) => [dtype, of(q)]),
+      ...(dtype === 'bool' ? {} : { sum: [dtype, [k, 0, 2 * k]] }),
+    }, dtype);
+  }
   const mm = res.mismatch as ErrorInfo;
   assert.equal(mm.name, 'DistributedError');
   assert.equal(mm.op, 'allGather');

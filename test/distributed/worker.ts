@@ -117,6 +117,23 @@ function collectives(pg: ProcessGroup): void {
     out.mismatch = errorInfo(e, started);
   }
 
+  // Every dtype, including those Gloo cannot carry itself (bool, int16, bfloat16): rank r holds
+  // [1, 0, 2] * (r + 1), or [r is even, true, false] as bool.
+  const dtypes: Record<string, unknown> = {};
+  for (const dtype of ['bool', 'uint8', 'int8', 'int16', 'int32', 'int64', 'float16', 'bfloat16', 'float32', 'float64'] as const) {
+    const make = (): Tensor => (dtype === 'bool' ? tensor([r % 2 === 0 ? 1 : 0, 1, 0]).gt(0) : tensor([1, 0, 2]).mul(r + 1).to(dtype));
+    const b = make();
+    pg.broadcast([b], 1);
+    const entry: Record<string, unknown> = { broadcast1: b.toArray(), allGather: pg.allGather(make()).map((t) => [t.dtype, t.toArray()]) };
+    if (dtype !== 'bool') {
+      const s = make();
+      pg.allReduce([s, make()], 'sum');
+      entry.sum = [s.dtype, s.toArray()];
+    }
+    dtypes[dtype] = entry;
+  }
+  out.dtypes = dtypes;
+
   // Barrier: rank r arrives after r * 150 ms; no rank leaves before the last arrives.
   sleep(150 * r);
   const enter = Date.now();
