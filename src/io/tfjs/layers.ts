@@ -242,7 +242,9 @@ export class KerasConv2D extends KerasLayer {
   readonly depthMultiplier: number;
   /** The activation applied after the convolution (may be set to 'linear' to expose logits). */
   act: KerasActivation;
+  /** The weight [out, in/groups, kh, kw] (registered as `weight`), once built. */
   weightT: Tensor | null = null;
+  /** The bias [out] (registered as `bias`), or null without one. */
   biasT: Tensor | null = null;
   private convGroups = 1;
 
@@ -319,7 +321,9 @@ export class KerasDense extends KerasLayer {
   readonly useBias: boolean;
   /** The activation after the affine map (may be set to 'linear' to expose logits). */
   act: KerasActivation;
+  /** The Linear weight [units, in] (registered as `weight`), once built. */
   weightT: Tensor | null = null;
+  /** The bias [units] (registered as `bias`), or null without one. */
   biasT: Tensor | null = null;
   private rank = 2;
 
