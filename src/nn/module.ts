@@ -3,7 +3,7 @@
  * modules are registered by name, so state dicts carry PyTorch's names
  * ("layer1.0.conv1.weight", "bn1.running_mean", ...) and layouts.
  */
-import { type MemoryFormat, Tensor, noGrad } from '../engine/index.js';
+import { type DType, type MemoryFormat, Tensor, isFloating, noGrad } from '../engine/index.js';
 
 /** A state dict: dotted names to tensors, as PyTorch's `state_dict()`. */
 export type StateDict = Map<string, Tensor>;
@@ -140,6 +140,23 @@ export abstract class Module {
         if (p.rank !== 4) continue;
         const converted = p.contiguous(format);
         p.setData(converted);
+        converted.dispose();
+      }
+    });
+    return this;
+  }
+
+  /**
+   * Converts every floating-point parameter and buffer to `dtype` in place
+   * (PyTorch's module.to(dtype)); integer buffers such as num_batches_tracked stay.
+   */
+  toDtype(dtype: DType): this {
+    if (!isFloating(dtype)) throw new Error(`toDtype: ${dtype} is not a floating-point dtype`);
+    noGrad(() => {
+      for (const [, t] of this.stateDict()) {
+        if (!isFloating(t.dtype) || t.dtype === dtype) continue;
+        const converted = t.to(dtype);
+        t.setData(converted);
         converted.dispose();
       }
     });

@@ -19,11 +19,7 @@ export function linearClassifier(inputRange: [number, number] = [0, 1]): Classif
   const linear = new Linear(D, C);
   const module = new Sequential(new Flatten(), linear);
   // float64 parameters (converted before loading, so W is not rounded to float32): comparisons hold to 1e-12.
-  for (const [, p] of module.stateDict()) {
-    const d = p.detach().to('float64');
-    p.setData(d);
-    d.dispose();
-  }
+  module.toDtype('float64');
   module.loadStateDict({ '1.weight': tensor(W, { dtype: 'float64' }), '1.bias': tensor(B, { dtype: 'float64' }) });
   return new Classifier(module, { classes: C, inputShape: SHAPE, inputRange, memoryFormat: 'contiguous' });
 }

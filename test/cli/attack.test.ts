@@ -14,7 +14,7 @@ before(() => writeMnistCheckpoint(ckpt));
 interface Summary {
   images: number;
   cleanAccuracy: number;
-  results: { method: string; eps: number; labelSource: string; accuracy: number; perImage: { linf: number; l2: number; file: string; label: number; adversarial: number }[] }[];
+  results: { method: string; eps: number; labelSource: string; accuracy: number; perImage: { linf: number; l2: number; file: string; cleanFile: string; label: number; adversarial: number }[] }[];
 }
 
 test('advml attack writes PNGs and a summary with predictions and perturbation norms', () => {
@@ -37,7 +37,7 @@ test('advml attack writes PNGs and a summary with predictions and perturbation n
       assert.equal(png.readUInt32BE(16), 28);
       assert.equal(png.readUInt32BE(20), 28);
       assert.equal(png[25], 0, 'grayscale PNG');
-      assert.ok(readFileSync(join(out, (p as { cleanFile: string }).cleanFile)).subarray(1, 4).equals(Buffer.from('PNG')));
+      assert.ok(readFileSync(join(out, p.cleanFile)).subarray(1, 4).equals(Buffer.from('PNG')));
     }
     const acc = res.perImage.filter((p) => p.adversarial === p.label).length / 20;
     assert.equal(res.accuracy, acc);

@@ -14,19 +14,6 @@ const script = fileURLToPath(new URL('./state_dict_ref.py', import.meta.url));
 
 const maxAbsDiff = (a: Tensor, b: Tensor): number => scope(() => a.sub(b).abs().max().item());
 
-/** Casts every floating parameter and buffer of a module to float64 in place. */
-function toFloat64(m: Module): void {
-  noGrad(() => {
-    for (const [, t] of m.stateDict()) {
-      if (t.dtype === 'float32') {
-        const d = t.to('float64');
-        t.setData(d);
-        d.dispose();
-      }
-    }
-  });
-}
-
 const cases: [string, () => Module, number[]][] = [
   ['mnist-cnn', () => new MnistCnn({ generator: new Generator(11) }), [3, 1, 28, 28]],
   ['resnet20', () => new ResNet({ depth: 20, generator: new Generator(12) }), [2, 3, 32, 32]],
@@ -39,7 +26,7 @@ for (const [name, make, shape] of cases) {
       const model = make();
       // Train mode once so batch-norm running statistics are not the initial ones.
       scope(() => void model.forward(rand(shape, { generator: new Generator(1) })));
-      toFloat64(model);
+      model.toDtype('float64');
       model.eval();
       const x = rand(shape, { generator: new Generator(2), dtype: 'float64' });
       saveSafetensorsSync(join(dir, 'w.safetensors'), model.stateDict());
