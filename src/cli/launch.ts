@@ -11,7 +11,8 @@ const help = `Usage: advml launch --nproc-per-node N [options] -- <command> [arg
 Starts N worker processes of the advml CLI on this machine, each running
 'advml <command> [args...]' with RANK, WORLD_SIZE, LOCAL_RANK,
 LOCAL_WORLD_SIZE, GROUP_RANK, MASTER_ADDR and MASTER_PORT set (the variables
-torchrun sets), so that the command's process group spans all workers.
+torchrun sets), so that the command's process group spans all workers
+(a command joins it by calling initProcessGroup()).
 
 Each output line is prefixed with its worker's rank. SIGINT and SIGTERM are
 forwarded to all workers. When a worker exits non-zero or is killed, the
@@ -41,7 +42,7 @@ Options:
 Examples:
   advml launch --nproc-per-node 2 -- info --json
   advml launch --nnodes 2 --node-rank 0 --master-addr 10.0.0.1 --master-port 29500 \\
-      --nproc-per-node 4 -- train --preset mnist`;
+      --nproc-per-node 4 -- train --out runs/dp --preset mnist`;
 
 export const launch: Command = {
   name: 'launch',
