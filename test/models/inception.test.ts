@@ -24,18 +24,6 @@ const noTorchvision = !torchvision && `${PYTHON} cannot import torchvision (apt-
 
 const maxAbsDiff = (a: Tensor, b: Tensor): number => scope(() => a.sub(b).abs().max().item());
 
-function toFloat64(m: Module): void {
-  noGrad(() => {
-    for (const [, t] of m.stateDict()) {
-      if (t.dtype === 'float32') {
-        const d = t.to('float64');
-        t.setData(d);
-        d.dispose();
-      }
-    }
-  });
-}
-
 test('rho 0.5: forward and backward at 299x299 (batch 2); aux logits only in training mode; nothing leaks', () => {
   const model = new InceptionV3({ width: 0.5, classes: 10, generator: new Generator(1) }).toMemoryFormat('channelsLast');
   const before = memory().liveTensors;
@@ -193,7 +181,7 @@ test("torchvision's inception_v3 state dict loads into advml (strict) and gives 
     const out = loadSafetensorsSync(file).tensors;
     const state = new Map([...out].filter(([k]) => k.startsWith('state.')).map(([k, v]) => [k.slice(6), v]));
     const model = new InceptionV3({ init: 'default' });
-    toFloat64(model);
+    model.toDtype('float64');
     assert.deepEqual([...state.keys()].sort(), [...model.stateDict().keys()].sort(), 'same names as torchvision');
     model.loadStateDict(state);
     const x = out.get('x') as Tensor;
