@@ -10,7 +10,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 need=()
-for pkg in libtorch-dev libgloo-dev python3-torch g++ make python3 dataset-fashion-mnist python3-skimage python3-torchvision; do
+for pkg in libtorch-dev libgloo-dev python3-torch g++ make python3 dataset-fashion-mnist python3-skimage python3-torchvision chromium; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -33,4 +33,5 @@ fi
 
 echo "setup: compiling TypeScript"
 npx tsc -p tsconfig.json
+npm run build:web --silent
 echo "setup: done"
