@@ -12,6 +12,7 @@
 #include "common.h"
 
 #include <ATen/core/grad_mode.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
 #include <chrono>
@@ -520,6 +521,46 @@ Napi::Value distBarrier(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// A sum all-reduce that autograd differentiates: forward sums x over the
+// ranks, backward sums the incoming gradient over the ranks (the gradient of
+// sum_r x_r with respect to each x_r, summed over every rank's use of the
+// result). Synchronised batch norm builds its global statistics with it.
+struct DifferentiableAllReduce : public torch::autograd::Function<DifferentiableAllReduce> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, Group* g, int64_t timeoutMs) {
+    ctx->saved_data["group"] = reinterpret_cast<int64_t>(g);
+    ctx->saved_data["timeout"] = timeoutMs;
+    return sumOverRanks(g, x, milliseconds(timeoutMs));
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
+    Group* g = reinterpret_cast<Group*>(ctx->saved_data["group"].toInt());
+    milliseconds timeout(ctx->saved_data["timeout"].toInt());
+    return {sumOverRanks(g, grads[0], timeout), at::Tensor(), at::Tensor()};
+  }
+
+  static at::Tensor sumOverRanks(Group* g, const at::Tensor& x, milliseconds timeout) {
+    if (!g->broken.empty()) throw std::runtime_error("the process group is unusable after an earlier failure (" + g->broken + ")");
+    at::NoGradGuard noGrad;
+    at::Tensor out = x.contiguous().clone();
+    std::vector<at::Tensor> v{out};
+    c10d::AllreduceOptions ro;
+    ro.reduceOp = c10d::ReduceOp::SUM;
+    ro.timeout = timeout;
+    await(g, g->pg->allreduce(v, ro), timeout);
+    return out;
+  }
+};
+
+// distAllReduceAutograd(group, tensor, timeoutMs): a new tensor, the sum over
+// ranks, differentiable (see DifferentiableAllReduce).
+Napi::Value distAllReduceAutograd(const Napi::CallbackInfo& info) {
+  Group* g = groupAt(info, 0);
+  at::Tensor& x = tensorAt(info, 1);
+  int64_t timeoutMs = timeoutAt(info, 2).count();
+  if (!at::isFloatingType(x.scalar_type())) throw ArgError("the differentiable all-reduce needs a floating-point tensor");
+  return wrap(info.Env(), DifferentiableAllReduce::apply(x, g, timeoutMs));
+}
+
 #else  // no c10d in this libtorch
 
 Napi::Value unavailable(const Napi::CallbackInfo&) {
@@ -538,8 +579,9 @@ void initDistributed(Napi::Env env, Napi::Object exports) {
   defineOp(env, exports, "distBroadcast", distBroadcast);
   defineOp(env, exports, "distAllGather", distAllGather);
   defineOp(env, exports, "distBarrier", distBarrier);
+  defineOp(env, exports, "distAllReduceAutograd", distAllReduceAutograd);
 #else
-  for (const char* name : {"distInit", "distDestroy", "distAllReduce", "distBroadcast", "distAllGather", "distBarrier"}) {
+  for (const char* name : {"distInit", "distDestroy", "distAllReduce", "distBroadcast", "distAllGather", "distBarrier", "distAllReduceAutograd"}) {
     defineOp(env, exports, name, unavailable);
   }
 #endif

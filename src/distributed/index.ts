@@ -13,3 +13,4 @@ export {
   launch, startWorkers, freePort, describeExit, WorkerGroup,
   type LaunchOptions, type LaunchRunOptions, type LaunchResult, type LaunchEvent, type OutputLine, type WorkerExit,
 } from './launcher.js';
+export { syncBatchNorm } from './sync-batch-norm.js';

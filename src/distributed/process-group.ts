@@ -291,6 +291,21 @@ export class ProcessGroup {
   }
 
   /**
+   * The sum of `t` over the ranks as a new tensor that autograd
+   * differentiates (its gradient is the sum of the incoming gradients over
+   * the ranks), for statistics that enter the loss, such as synchronised
+   * batch norm. A single process returns `t` itself.
+   */
+  allReduceDifferentiable(t: Tensor, options: CollectiveOptions = {}): Tensor {
+    const [x] = this.tensorList('allReduceDifferentiable', t);
+    if (!isFloating((x as Tensor).dtype)) throw new TypeError(`allReduceDifferentiable: needs a floating-point tensor, got ${(x as Tensor).dtype}`);
+    const timeoutMs = this.timeout('allReduceDifferentiable', options);
+    if (!this.isDistributed) return t;
+    return this.call('allReduceDifferentiable', timeoutMs, () =>
+      new Tensor(native.distAllReduceAutograd(this.live('allReduceDifferentiable'), (x as Tensor).handle, timeoutMs) as Handle));
+  }
+
+  /**
    * All-reduces plain numbers (counts, sums of losses) through one float64
    * tensor and returns the results: `[correct, seen] = pg.allReduceNumbers([c, n])`.
    * Exact for integers up to 2^53.

@@ -3,8 +3,8 @@
  * dicts load into torch.nn models and back.
  */
 import {
-  type Generator, type Tensor, adaptiveAvgPool2d, avgPool2d, batchNorm, conv2d, dropout, empty, linear, maxPool2d,
-  ones, scalar, zeros,
+  type Generator, type Tensor, adaptiveAvgPool2d, avgPool2d, batchNorm, cat, conv2d, dropout, empty, full, linear, maxPool2d,
+  noGrad, ones, scalar, scope, zeros,
 } from '../engine/index.js';
 import { Module } from './module.js';
 import { torchDefaultWeight_, uniform_ } from './init.js';
@@ -102,6 +102,10 @@ export class BatchNorm2d extends Module {
   readonly runningVar: Tensor;
   readonly numBatchesTracked: Tensor;
 
+  private globalBatchForward(x: Tensor, reduce: (stats: Tensor) => Tensor): Tensor {
+    return globalBatchNorm(this, x, reduce);
+  }
+
   constructor(
     readonly numFeatures: number,
     readonly opts: BatchNormOptions = {},
@@ -116,8 +120,17 @@ export class BatchNorm2d extends Module {
     this.numBatchesTracked = this.registerBuffer('num_batches_tracked', scalar(0, { dtype: 'int64' }));
   }
 
+  /**
+   * Sums per-channel statistics over data-parallel replicas, differentiably
+   * (set by distributed's syncBatchNorm). When set, training-mode batches are
+   * normalised with statistics of the global batch; unset, each replica uses
+   * its own batch (the default, as PyTorch's BatchNorm2d).
+   */
+  reduceStatistics?: (stats: Tensor) => Tensor;
+
   forward(x: Tensor): Tensor {
     if (this.training) this.numBatchesTracked.add_(1);
+    if (this.training && this.reduceStatistics) return this.globalBatchForward(x, this.reduceStatistics);
     return batchNorm(x, {
       weight: this.weight,
       bias: this.bias,
@@ -128,6 +141,34 @@ export class BatchNorm2d extends Module {
       eps: this.opts.eps ?? 1e-5,
     });
   }
+}
+
+/**
+ * Batch norm with statistics of the global batch: per-channel sums of x and
+ * x^2 and the element count are summed over replicas by `reduce`, giving
+ * mean = S / n and the biased variance Q / n - mean^2; the running variance
+ * gets the unbiased n / (n - 1) correction, as at::batch_norm does.
+ */
+function globalBatchNorm(bn: BatchNorm2d, x: Tensor, reduce: (stats: Tensor) => Tensor): Tensor {
+  return scope(() => {
+    const c = bn.numFeatures;
+    const dims = [0, 2, 3];
+    const count = (x.shape[0] as number) * (x.shape[2] as number) * (x.shape[3] as number);
+    const total = reduce(cat([x.sum(dims), x.square().sum(dims), full([1], count, { dtype: x.dtype })]));
+    const n = total.narrow(0, 2 * c, 1);
+    const mean = total.narrow(0, 0, c).div(n);
+    const variance = total.narrow(0, c, c).div(n).sub(mean.square());
+    const shape = [1, c, 1, 1];
+    let y = x.sub(mean.reshape(shape)).mul(variance.add(bn.opts.eps ?? 1e-5).rsqrt().reshape(shape));
+    if (bn.weight && bn.bias) y = y.mul(bn.weight.reshape(shape)).add(bn.bias.reshape(shape));
+    const momentum = bn.opts.momentum ?? 0.1;
+    noGrad(() => {
+      const nTotal = n.item();
+      bn.runningMean.mul_(1 - momentum).add_(mean.detach(), momentum);
+      bn.runningVar.mul_(1 - momentum).add_(variance.detach().mul(nTotal / Math.max(nTotal - 1, 1)), momentum);
+    });
+    return y;
+  });
 }
 
 /** Zeroes elements with probability p in training mode; identity in inference mode. */
