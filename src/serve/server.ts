@@ -144,7 +144,9 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
     plan: p,
   }));
   const byName = new Map(entries.map((e) => [e.name, e]));
+  let closing = false;
   const setStatus = (e: Entry, status: ModelStatus, message?: string): void => {
+    if (closing) return;
     e.status = status;
     if (status === 'failed') e.error = message;
     if (status !== 'training') delete e.progress;
@@ -442,6 +444,7 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
     ready,
     models: () => entries.map(({ plan: _p, ...state }) => ({ ...state })),
     async close() {
+      closing = true;
       stop.abort();
       await new Promise<void>((r) => {
         server.close(() => r());
