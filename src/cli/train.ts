@@ -16,6 +16,7 @@ import { type HeldOut, type OptimizerName, PRESETS, type Preset, type TrainEvent
 import { type Command, UsageError, nonNegativeInt, parseOptions, positiveInt } from './command.js';
 import { loadDataset } from './common.js';
 import { progressBar } from './progress.js';
+import { initProcessGroup, syncBatchNorm } from '../distributed/index.js';
 
 export const train: Command = {
   name: 'train',
@@ -55,8 +56,15 @@ Options (override the preset):
   --eval-images N       held-out test images (default 1000)
   --eval-method NAME    held-out attack (default: the preset's)
   --eval-eps E          held-out eps (default: the preset's middle value)
+  --sync-bn             batch norm with global-batch statistics when data-parallel
+                        (default: each process's own batch, as PyTorch)
   --json                JSON lines on stdout instead of a progress bar
-  -h, --help            show this help`,
+  -h, --help            show this help
+
+Data-parallel: run under 'advml launch --nproc-per-node N -- train ...'. Each
+process takes its shard of every epoch with m examples per step (the global
+minibatch is N x m, k adversarial on each), gradients are summed before every
+step, rank 0 prints and writes the checkpoint, and --resume works for the group.`,
   async run(argv) {
     const { values: o } = parseOptions('train', argv, {
       out: { type: 'string' }, preset: { type: 'string', default: 'mnist' }, resume: { type: 'boolean' }, init: { type: 'string' },
@@ -67,6 +75,7 @@ Options (override the preset):
       activation: { type: 'string' }, seed: { type: 'string' }, limit: { type: 'string' }, 'checkpoint-every': { type: 'string' },
       'eval-every': { type: 'string' }, 'eval-images': { type: 'string' }, 'eval-method': { type: 'string' }, 'eval-eps': { type: 'string' },
       json: { type: 'boolean' },
+      'sync-bn': { type: 'boolean' },
     });
     if (!o.out) throw new UsageError("advml train: --out is required (a folder for the checkpoint and the log)");
     const preset = PRESETS[o.preset];
@@ -132,11 +141,16 @@ Options (override the preset):
 
     mkdirSync(o.out, { recursive: true });
     const checkpoint = join(o.out, 'checkpoint.safetensors');
+    // Under advml launch (WORLD_SIZE > 1) this process joins the group; alone it is a group of one.
+    const group = initProcessGroup();
+    const lead = group.rank === 0;
     const { train: trainData, test } = await openData(p, limit);
     const model = initialModel(p, o.init);
+    if (o['sync-bn']) syncBatchNorm(model.module, group);
     const logFile = join(o.out, 'train.jsonl');
-    const bar = o.json ? null : progressBar('train');
+    const bar = o.json || !lead ? null : progressBar('train');
     const onEvent = (e: TrainEvent): void => {
+      if (!lead) return;
       appendFileSync(logFile, JSON.stringify({ time: new Date().toISOString(), ...e }) + '\n');
       if (o.json) console.log(JSON.stringify(e));
       else if (e.type === 'step') {
@@ -163,18 +177,19 @@ Options (override the preset):
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     try {
-      const r = await runTraining({ model, spec: p.spec, train: trainData, heldOut, config: c, checkpoint, resume: o.resume, onEvent, signal: abort.signal });
+      const r = await runTraining({ model, spec: p.spec, train: trainData, heldOut, config: c, checkpoint, resume: o.resume, onEvent, signal: abort.signal, group });
       bar?.done();
       if (r.stopped) {
         console.error(`stopped by ${signalName} at step ${r.steps}: checkpoint written to ${checkpoint}; continue with --resume`);
         return signalName === 'SIGINT' ? 130 : 143;
       }
       const fe = r.finalEval;
-      console.log(`trained ${r.steps} steps; checkpoint ${checkpoint}` + (fe ? `; clean ${(fe.clean * 100).toFixed(1)}%, ${fe.what}: ${(fe.adversarial * 100).toFixed(1)}%` : ''));
+      if (lead) console.log(`trained ${r.steps} steps; checkpoint ${checkpoint}` + (fe ? `; clean ${(fe.clean * 100).toFixed(1)}%, ${fe.what}: ${(fe.adversarial * 100).toFixed(1)}%` : ''));
       return 0;
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      group.destroy();
       model.dispose();
       (trainData as Partial<{ dispose(): void }>).dispose?.();
       (test as Partial<{ dispose(): void }> | undefined)?.dispose?.();
