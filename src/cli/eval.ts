@@ -6,6 +6,7 @@ import { type EvalResult, evaluate } from '../evaluation/index.js';
 import { type Command, UsageError, nonNegativeInt, parseOptions, positiveInt } from './command.js';
 import { loadDataset, parseDataset, parseEpsList, parseMethods } from './common.js';
 import { progressBar } from './progress.js';
+import { initProcessGroup } from '../distributed/index.js';
 
 export const evalCommand: Command = {
   name: 'eval',
@@ -51,13 +52,18 @@ Options:
     const { name, split } = parseDataset(o.data, 'eval');
     const model = loadClassifier(o.model);
     const data = loadDataset(name, split, limit);
+    // Under advml launch the test set is split over the processes and the counts merged exactly.
+    const group = initProcessGroup();
     try {
-      const bar = progressBar('eval');
-      const result = await evaluate(model, data, { methods, eps, batchSize, seed, label, onProgress: bar.update });
-      bar.done();
-      printTable(result);
-      if (o.json) writeFileAtomicSync(o.json, JSON.stringify({ model: o.model, data: `${name}:${split}`, ...result }, null, 2) + '\n');
+      const bar = group.rank === 0 ? progressBar('eval') : null;
+      const result = await evaluate(model, data, { methods, eps, batchSize, seed, label, onProgress: bar?.update, group });
+      bar?.done();
+      if (group.rank === 0) {
+        printTable(result);
+        if (o.json) writeFileAtomicSync(o.json, JSON.stringify({ model: o.model, data: `${name}:${split}`, ...result }, null, 2) + '\n');
+      }
     } finally {
+      group.destroy();
       data.dispose();
       model.dispose();
     }

@@ -6,6 +6,7 @@ import { type TransferCell, transferMatrix } from '../evaluation/index.js';
 import { type Command, UsageError, nonNegativeInt, parseOptions, positiveInt } from './command.js';
 import { openData, parseEpsList, parseMethods } from './common.js';
 import { progressBar } from './progress.js';
+import { initProcessGroup } from '../distributed/index.js';
 
 export const transfer: Command = {
   name: 'transfer',
@@ -60,13 +61,16 @@ Options:
         }
       }
       const data = await openData(o.data, 'transfer', { imageSize: [first.inputShape[1], first.inputShape[2]] });
+      const group = initProcessGroup();
       try {
-        const bar = progressBar('transfer');
-        const cells = await transferMatrix(models, data.dataset, { methods, eps, samples, seed, batchSize, onProgress: bar.update });
-        bar.done();
+        const bar = group.rank === 0 ? progressBar('transfer') : null;
+        const cells = await transferMatrix(models, data.dataset, { methods, eps, samples, seed, batchSize, onProgress: bar?.update, group });
+        bar?.done();
+        if (group.rank !== 0) return 0;
         print(cells, names);
         if (o.json) writeFileAtomicSync(o.json, JSON.stringify({ data: data.label, models: Object.fromEntries(names.map((n, i) => [n, files[i]])), samples, seed, cells }, null, 2) + '\n');
       } finally {
+        group.destroy();
         data.dispose();
       }
     } finally {

@@ -24,6 +24,25 @@ export interface EvalOptions {
   label?: A.LabelSource;
   /** Progress: images done and total. */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Shard over a process group: rank r evaluates every worldSize-th image
+   * from r, and the counts are summed exactly, so every rank returns the
+   * result for all images.
+   */
+  group?: Sharding;
+}
+
+/** What sharded evaluation needs of a process group (src/distributed's ProcessGroup has it). */
+export interface Sharding {
+  readonly rank: number;
+  readonly worldSize: number;
+  allReduceNumbers(values: readonly number[], op: 'sum'): number[];
+}
+
+/** This rank's share of `indices`: every worldSize-th from rank. */
+export function shardIndices(indices: number[], group?: Sharding): number[] {
+  if (!group || group.worldSize <= 1) return indices;
+  return indices.filter((_, i) => i % group.worldSize === group.rank);
 }
 
 /** Raw counts for one cell; shards add them. */
@@ -106,7 +125,7 @@ export async function evaluate(model: Classifier, data: Dataset, opts: EvalOptio
     if (!Number.isFinite(e) || e < 0 || e > A.MAX_EPS) throw new Error(`eps[${i}] must be a number in [0, ${A.MAX_EPS}] pixel values, got ${e}`);
   });
   const batchSize = opts.batchSize ?? 128;
-  const indices = opts.indices ?? Array.from({ length: data.length }, (_, i) => i);
+  const indices = shardIndices(opts.indices ?? Array.from({ length: data.length }, (_, i) => i), opts.group);
   const clean = { n: 0, top1: 0, top5: 0 };
   const counts = new Map<string, CellCounts>();
   const key = (m: string, e: number): string => `${m}@${e}`;
@@ -146,7 +165,19 @@ export async function evaluate(model: Classifier, data: Dataset, opts: EvalOptio
     }
     opts.onProgress?.(Math.min(start + batchSize, indices.length), indices.length);
   }
+  if (opts.group && opts.group.worldSize > 1) mergeCounts(opts.group, clean, [...counts.values()]);
   return summarise(clean, counts, opts.methods, eps, opts.label);
+}
+
+/** Sums every rank's counts in place (exact: integers travel as float64). */
+function mergeCounts(group: Sharding, clean: { n: number; top1: number; top5: number }, cells: CellCounts[]): void {
+  const flat = [clean.n, clean.top1, clean.top5, ...cells.flatMap((c) => [c.n, c.top1, c.top5, c.paired.n, c.paired.up, c.paired.down])];
+  const total = group.allReduceNumbers(flat, 'sum');
+  [clean.n, clean.top1, clean.top5] = total.slice(0, 3) as [number, number, number];
+  cells.forEach((c, i) => {
+    const [n, top1, top5, pn, up, down] = total.slice(3 + 6 * i, 9 + 6 * i) as [number, number, number, number, number, number];
+    Object.assign(c, { n, top1, top5, paired: { n: pn, up, down } });
+  });
 }
 
 /** Turns (merged) counts into the result: intervals, ratios, ties, leaking flags. */

@@ -9,7 +9,7 @@ import { Generator, type Tensor, noGrad, randperm, scope } from '../engine/index
 import type * as A from '../attacks/index.js';
 import type { Dataset } from '../data/dataset.js';
 import type { Classifier } from '../models/classifier.js';
-import { adversarialBatches } from './evaluate.js';
+import { type Sharding, adversarialBatches, shardIndices } from './evaluate.js';
 import { type Interval, proportion } from './stats.js';
 
 export interface TransferOptions {
@@ -20,6 +20,8 @@ export interface TransferOptions {
   seed?: number;
   batchSize?: number;
   onProgress?: (done: number, total: number) => void;
+  /** Shard the sampled images over a process group; counts are summed exactly. */
+  group?: Sharding;
 }
 
 export interface TransferCell {
@@ -49,7 +51,7 @@ const wrong = (model: Classifier, x: Tensor, y: Tensor): Uint8Array =>
 /** The full source x target matrix for every method and eps. Models are named by the keys of `models`. */
 export async function transferMatrix(models: Map<string, Classifier>, data: Dataset, opts: TransferOptions): Promise<TransferCell[]> {
   const eps = opts.eps ?? [2, 4, 8, 16];
-  const indices = sampleIndices(data.length, opts.samples ?? 1000, opts.seed ?? 0);
+  const indices = shardIndices(sampleIndices(data.length, opts.samples ?? 1000, opts.seed ?? 0), opts.group);
   const batchSize = opts.batchSize ?? 128;
   const cells = new Map<string, TransferCell>();
   const names = [...models.keys()];
@@ -86,6 +88,13 @@ export async function transferMatrix(models: Map<string, Classifier>, data: Data
       batch.labels.dispose();
     }
     opts.onProgress?.(Math.min(start + batchSize, indices.length), indices.length);
+  }
+  if (opts.group && opts.group.worldSize > 1) {
+    const list = [...cells.values()];
+    const total = opts.group.allReduceNumbers(list.flatMap((c) => [c.sourceFooled, c.transferred, c.targetErrors, c.n]), 'sum');
+    list.forEach((c, i) => {
+      [c.sourceFooled, c.transferred, c.targetErrors, c.n] = total.slice(4 * i, 4 * i + 4) as [number, number, number, number];
+    });
   }
   for (const c of cells.values()) {
     c.transferRate = proportion(c.transferred, c.sourceFooled);
