@@ -5,6 +5,7 @@
 import { type ServeEvent, startServer } from '../serve/index.js';
 import { type Command, UsageError, nonNegativeInt, parseOptions, positiveInt } from './command.js';
 
+/** The `advml serve` command: see its help text and docs/serve.md. */
 export const serve: Command = {
   name: 'serve',
   help: `Usage: advml serve [--port P] [--host ADDR] [--model NAME_OR_CHECKPOINT ...] [options]

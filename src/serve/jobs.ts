@@ -138,14 +138,16 @@ export function attackOne(
 
 const datasets = new Map<string, TensorDataset>();
 
-/** The first `n` test images of a dataset, kept per worker. */
+/**
+ * At least the first `n` test images of a dataset, kept per worker: one
+ * dataset per name, reloaded only when a larger `n` is asked for.
+ */
 function testImages(name: CurveJob['dataset'], n: number): TensorDataset {
-  const key = `${name}:${n}`;
-  let d = datasets.get(key);
-  if (!d) {
-    d = TensorDataset.from(name === 'mnist' ? loadMnist('test', { limit: n }) : loadFashionMnist('test', { limit: n }));
-    datasets.set(key, d);
-  }
+  const cached = datasets.get(name);
+  if (cached && cached.length >= n) return cached;
+  cached?.dispose();
+  const d = TensorDataset.from(name === 'mnist' ? loadMnist('test', { limit: n }) : loadFashionMnist('test', { limit: n }));
+  datasets.set(name, d);
   return d;
 }
 
@@ -167,19 +169,20 @@ function correct(model: Classifier, x: Tensor, y: Tensor): number {
  */
 export async function accuracyCurves(cache: ModelCache, job: CurveJob, onProgress?: ProgressHandler, check: () => void = () => {}): Promise<CurveResult[]> {
   const data = testImages(job.dataset, job.images);
+  const n = job.images;
   const positive = job.eps.filter((e) => e > 0);
   const oneStep = (A.ONE_STEP_METHODS as Record<string, A.OneStepMethod>)[job.method];
   const run = A.attackByName(job.method);
   const batchSize = 100;
   const out: CurveResult[] = [];
-  const total = job.models.length * data.length;
+  const total = job.models.length * n;
   for (const [k, ref] of job.models.entries()) {
     const t0 = performance.now();
     const model = await cache.get(ref);
     let clean = 0;
     const hits = positive.map(() => 0);
-    for (let start = 0; start < data.length; start += batchSize) {
-      const batch = await data.get(Array.from({ length: Math.min(batchSize, data.length - start) }, (_, i) => start + i));
+    for (let start = 0; start < n; start += batchSize) {
+      const batch = await data.get(Array.from({ length: Math.min(batchSize, n - start) }, (_, i) => start + i));
       try {
         scope(() => {
           const { images: x, labels: y } = batch;
@@ -201,10 +204,10 @@ export async function accuracyCurves(cache: ModelCache, job: CurveJob, onProgres
         batch.labels.dispose();
       }
       check();
-      onProgress?.(k * data.length + Math.min(start + batchSize, data.length), total, ref.name);
+      onProgress?.(k * n + Math.min(start + batchSize, n), total, ref.name);
     }
     let next = 0;
-    const accuracy = job.eps.map((e) => (e > 0 ? (hits[next++] as number) : clean) / data.length);
+    const accuracy = job.eps.map((e) => (e > 0 ? (hits[next++] as number) : clean) / n);
     out.push({ model: ref.name, labelSource: labelSourceOf(job.method, job.label), accuracy, ms: performance.now() - t0 });
   }
   return out;

@@ -1,11 +1,11 @@
 /**
  * End to end: the real `advml serve` process, driven by Debian's Chromium
  * through playwright-core. The server starts with its default models (the
- * demo pair, trained at start-up here because the demo folder is empty, and
+ * demo pair, trained at start-up here (3,000 images each) because the demo folder is empty, and
  * the ImageNet ResNet50 when its importer and weights are present). The page
  * picks a sample photo and runs FGSM on ResNet50 when it is available,
- * otherwise on the MNIST pair with an MNIST test image; then it attacks an
- * MNIST test image on the plain and the adversarially trained model side by
+ * otherwise on the MNIST pair with an MNIST test image; uploads a photo through
+ * the file input and attacks it; then it attacks an MNIST test image on the plain and the adversarially trained model side by
  * side and draws accuracy against eps. Screenshots go to test-artifacts/.
  */
 import { after, before, test } from 'node:test';
@@ -15,7 +15,9 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, type Page, chromium } from 'playwright-core';
+import sharp from 'sharp';
 import { findResNet50Factory } from '../../src/serve/models.js';
+import { SKIMAGE_DATA } from '../../src/serve/samples.js';
 import { ROOT, type ServeProcess, ensureBuilt, startServeProcess } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -43,8 +45,8 @@ before(async () => {
   ensureChromium();
   ensureBuilt();
   mkdirSync(ARTIFACTS, { recursive: true });
-  // An empty demo folder and a fresh cache: the demo pair is trained at start-up (1000 images each keeps it short).
-  server = await startServeProcess(['--demo-dir', join(work, 'no-demo'), '--cache-dir', join(work, 'cache'), '--train-images', '1000', '--timeout', '300']);
+  // An empty demo folder and a fresh cache: the demo pair is trained at start-up (3,000 images each keeps it short).
+  server = await startServeProcess(['--demo-dir', join(work, 'no-demo'), '--cache-dir', join(work, 'cache'), '--train-images', '3000', '--timeout', '300']);
   browser = await chromium.launchPersistentContext(join(work, 'chromium-profile'), {
     executablePath: CHROMIUM,
     headless: true,
@@ -72,10 +74,12 @@ async function selectModels(page: Page, names: string[]): Promise<void> {
 
 /** Runs the attack and checks each model's result: both top-5 lists and the three images, loaded. */
 async function attackAndCheck(page: Page, models: string[]): Promise<{ clean: string[]; adversarial: string[] }[]> {
+  const before = Number((await page.locator('#results').getAttribute('data-done')) ?? '0');
   await page.click('#attack');
-  await page.waitForFunction((n) => document.querySelectorAll('#results article.result').length === n || document.querySelector('#status.error') !== null, models.length, { timeout: 240_000 });
+  await page.waitForFunction((n) => Number(document.getElementById('results')?.dataset.done ?? '0') > n, before, { timeout: 240_000 });
   const error = await page.locator('#status.error').count();
   assert.equal(error, 0, `the page reported: ${await page.locator('#status').textContent()}`);
+  assert.equal(await page.locator('#results article.result').count(), models.length, 'one result per model');
   const out = [];
   for (const m of models) {
     const card = page.locator(`#results article.result[data-model="${m}"]`);
@@ -134,6 +138,15 @@ test(`advml serve in Chromium: ${path}; then the MNIST pair side by side and acc
     await attackAndCheck(page, ['mnist-plain', 'mnist-adversarial']);
   }
   await page.screenshot({ path: join(ARTIFACTS, 'serve.png'), fullPage: true });
+
+  // An image of one's own, through the file input (what a drop does too).
+  const coffee = join(SKIMAGE_DATA, 'coffee.png');
+  const upload = existsSync(coffee) ? coffee : join(work, 'upload.png');
+  if (upload !== coffee) await sharp({ create: { width: 80, height: 60, channels: 3, background: '#c08040' } }).png().toFile(upload);
+  await page.setInputFiles('#file', upload);
+  await page.waitForSelector('#drop.selected img');
+  const uploaded = await attackAndCheck(page, resnet ? ['resnet50'] : ['mnist-plain', 'mnist-adversarial']);
+  if (resnet && upload === coffee) assert.ok(uploaded[0]!.clean.slice(0, 3).some((c) => /espresso|cup|coffee/i.test(c)), `ResNet50's clean top-3 for the coffee photo: ${uploaded[0]!.clean}`);
 
   // The demo pair on an MNIST test image, side by side, and their accuracy against eps.
   await page.click('button.sample[data-id^="mnist-"]');

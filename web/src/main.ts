@@ -258,6 +258,8 @@ async function attack(): Promise<void> {
     setStatus('status', (e as Error).message, 'error');
   } finally {
     button.disabled = false;
+    // Counts finished attacks (for scripts driving the page).
+    $('results').dataset.done = String(Number($('results').dataset.done ?? '0') + 1);
   }
 }
 
