@@ -2,39 +2,25 @@
 /** The advml command line: `advml <command> [options]`. */
 import { type Command, UsageError } from './command.js';
 
-const loaders: Record<string, () => Promise<Command>> = {
-  info: async () => (await import('./info.js')).info,
-  bench: async () => (await import('./bench.js')).bench,
-  attack: async () => (await import('./attack.js')).attack,
-  eval: async () => (await import('./eval.js')).evalCommand,
-  train: async () => (await import('./train.js')).train,
-  demo: async () => (await import('./demo.js')).demo,
-  transfer: async () => (await import('./transfer.js')).transfer,
-  sweep: async () => (await import('./sweep.js')).sweep,
-  serve: async () => (await import('./serve.js')).serve,
-  reproduce: async () => (await import('./reproduce.js')).reproduce,
-  report: async () => (await import('./report.js')).report,
-  launch: async () => (await import('./launch.js')).launch,
-};
-
-const summaries: Record<string, string> = {
-  info: 'show the engine: libtorch version, threads, CUDA devices, memory',
-  bench: 'measure advml against PyTorch on the same models, batch and threads',
-  attack: 'make adversarial images with any method and eps list; PNG files and a JSON summary',
-  eval: 'accuracy grid over methods and eps, with confidence intervals and label-leaking flags',
-  train: "adversarial training (the paper's Algorithm 1), resumable, from a preset",
-  demo: 'the main job: plain and adversarial training on MNIST, evaluated, with a report',
-  transfer: 'transfer and error rates of adversarial examples between models',
-  sweep: 'capacity (width multiplier rho) and activation studies, trained and evaluated',
-  serve: 'a web page to watch adversarial examples happen, on MNIST models or ResNet50',
-  reproduce: "the paper's four findings on MNIST and Fashion-MNIST, written to docs/results.md",
-  report: 'HTML page and PNG charts from eval, transfer, sweep and attack results',
-  launch: 'run a command as N data-parallel worker processes (torchrun-style env, supervised)',
+/** Every command: its one-line summary and a loader (commands load lazily, so --help does not start the engine). */
+const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  demo: { summary: 'the main job: plain and adversarial training on MNIST, evaluated, with a report', load: async () => (await import('./demo.js')).demo },
+  train: { summary: "adversarial training (the paper's Algorithm 1), resumable, from a preset", load: async () => (await import('./train.js')).train },
+  attack: { summary: 'make adversarial images with any method and eps list; PNG files and a JSON summary', load: async () => (await import('./attack.js')).attack },
+  eval: { summary: 'accuracy grid over methods and eps, with confidence intervals and label-leaking flags', load: async () => (await import('./eval.js')).evalCommand },
+  transfer: { summary: 'transfer and error rates of adversarial examples between models', load: async () => (await import('./transfer.js')).transfer },
+  sweep: { summary: 'capacity (width multiplier rho) and activation studies, trained and evaluated', load: async () => (await import('./sweep.js')).sweep },
+  report: { summary: 'HTML page and PNG charts from eval, transfer, sweep and attack results', load: async () => (await import('./report.js')).report },
+  reproduce: { summary: "the paper's four findings on MNIST and Fashion-MNIST, written to docs/results.md", load: async () => (await import('./reproduce.js')).reproduce },
+  serve: { summary: 'a web page to watch adversarial examples happen, on MNIST models or ResNet50', load: async () => (await import('./serve.js')).serve },
+  launch: { summary: 'run a command as N data-parallel worker processes (torchrun-style env, supervised)', load: async () => (await import('./launch.js')).launch },
+  bench: { summary: 'measure advml against PyTorch on the same models, batch and threads', load: async () => (await import('./bench.js')).bench },
+  info: { summary: 'show the engine: libtorch version, threads, CUDA devices, memory', load: async () => (await import('./info.js')).info },
 };
 
 function usage(): string {
-  const width = Math.max(...Object.keys(summaries).map((k) => k.length));
-  const lines = Object.entries(summaries).map(([k, v]) => `  ${k.padEnd(width)}  ${v}`);
+  const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
+  const lines = Object.entries(COMMANDS).map(([k, v]) => `  ${k.padEnd(width)}  ${v.summary}`);
   return `Usage: advml <command> [options]
 
 Adversarial machine learning at scale, on a libtorch engine.
@@ -51,13 +37,14 @@ export async function main(argv: string[]): Promise<number> {
     console.log(usage());
     return name === undefined ? 2 : 0;
   }
-  const load = loaders[name];
+  const load = COMMANDS[name]?.load;
   if (!load) {
     console.error(`advml: unknown command '${name}'\n\n${usage()}`);
     return 2;
   }
-  // Commands load lazily so `--help` does not start the engine.
-  if (rest.includes('--help') || rest.includes('-h')) {
+  // Only options before '--' belong to this command ('advml launch ... -- train --help').
+  const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+  if (own.includes('--help') || own.includes('-h')) {
     console.log((await load()).help);
     return 0;
   }
