@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { Generator, type Tensor, noGrad, scope } from '../engine/index.js';
 import * as A from '../attacks/index.js';
 import { tensorToPng, writeFileAtomicSync } from '../io/index.js';
-import { type Classifier, loadClassifier } from '../models/index.js';
+import type { Classifier } from '../models/index.js';
 import { type Command, UsageError, nonNegativeInt, parseOptions, positiveInt } from './command.js';
-import { openData, parseEpsList, parseMethods } from './common.js';
+import { loadModel, openData, parseEpsList, parseMethods } from './common.js';
 import { labelSourceOf } from '../evaluation/index.js';
 
 interface Result {
@@ -31,7 +31,8 @@ label, the perturbation's L-inf and L2 norms in pixel units, and the accuracy
 for each method and eps.
 
 Options:
-  --model FILE      a checkpoint written by advml (advml train, or the library)
+  --model FILE      a checkpoint written by advml (advml train, or the library),
+                    or resnet50 (the pretrained ImageNet model)
   --data DATA       mnist or fashion-mnist, with :test (default) or :train, or
                     folder:PATH (JPEG/PNG images, one sub-folder per class,
                     resized and cropped to the model's input size)
@@ -70,8 +71,8 @@ Options:
     const limit = positiveInt('attack', 'limit', o.limit, 16);
     const batch = positiveInt('attack', 'batch', o.batch, 128);
     const seed = nonNegativeInt('attack', 'seed', o.seed, 0);
-    const model = loadClassifier(o.model);
-    const data = await openData(o.data, 'attack', { limit, imageSize: [model.inputShape[1], model.inputShape[2]] }).catch((e: unknown) => {
+    const model = await loadModel(o.model);
+    const data = await openData(o.data, 'attack', { limit, imageSize: [model.inputShape[1], model.inputShape[2]], inputRange: model.inputRange }).catch((e: unknown) => {
       model.dispose();
       throw e;
     });

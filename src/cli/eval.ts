@@ -1,10 +1,9 @@
 /** `advml eval`: the methods x eps accuracy grid with intervals, ratios, ties and label leaking. */
 import { writeFileAtomicSync } from '../io/index.js';
-import { loadClassifier } from '../models/index.js';
 import * as A from '../attacks/index.js';
 import { type EvalResult, evaluate } from '../evaluation/index.js';
 import { type Command, UsageError, nonNegativeInt, parseOptions, positiveInt } from './command.js';
-import { loadDataset, parseDataset, parseEpsList, parseMethods } from './common.js';
+import { loadDataset, loadModel, parseDataset, parseEpsList, parseMethods } from './common.js';
 import { progressBar } from './progress.js';
 import { initProcessGroup } from '../distributed/index.js';
 
@@ -18,7 +17,7 @@ adversarial/clean ratio, the methods statistically tied with the strongest, and
 label-leaking flags (adversarial accuracy above clean beyond the interval).
 
 Options:
-  --model FILE      checkpoint
+  --model FILE      checkpoint, or resnet50 (the pretrained ImageNet model)
   --data NAME       mnist or fashion-mnist, :test (default) or :train
   --limit N         first N images (default all)
   --methods LIST    comma-separated (default fgsm,step-ll,basic-iter,iter-ll);
@@ -50,7 +49,7 @@ Options:
     const seed = nonNegativeInt('eval', 'seed', o.seed, 0);
     const limit = o.limit === undefined ? undefined : positiveInt('eval', 'limit', o.limit, 1);
     const { name, split } = parseDataset(o.data, 'eval');
-    const model = loadClassifier(o.model);
+    const model = await loadModel(o.model);
     const data = loadDataset(name, split, limit);
     // Under advml launch the test set is split over the processes and the counts merged exactly.
     const group = initProcessGroup();

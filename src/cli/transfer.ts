@@ -1,10 +1,10 @@
 /** `advml transfer`: source x target transfer and error rates between models, per method and eps. */
 import { basename } from 'node:path';
 import { writeFileAtomicSync } from '../io/index.js';
-import { type Classifier, loadClassifier } from '../models/index.js';
+import type { Classifier } from '../models/index.js';
 import { type TransferCell, transferMatrix } from '../evaluation/index.js';
 import { type Command, UsageError, nonNegativeInt, parseOptions, positiveInt } from './command.js';
-import { openData, parseEpsList, parseMethods } from './common.js';
+import { loadModel, openData, parseEpsList, parseMethods } from './common.js';
 import { progressBar } from './progress.js';
 import { initProcessGroup } from '../distributed/index.js';
 
@@ -19,7 +19,8 @@ test images and classifies them with every model (the target):
   error rate    = the fraction of all adversarial images the target misclassifies.
 
 Options:
-  --model FILE      a checkpoint; repeat for each model (at least two)
+  --model FILE      a checkpoint, or resnet50 (the pretrained ImageNet model);
+                    repeat for each model (at least two)
   --name LIST       comma-separated names for the models (default: file names)
   --data DATA       mnist or fashion-mnist (:test default), or folder:PATH
   --samples N       test images sampled at random (default 1000)
@@ -53,14 +54,14 @@ Options:
     const batchSize = positiveInt('transfer', 'batch', o.batch, 128);
     const models = new Map<string, Classifier>();
     try {
-      files.forEach((f, i) => models.set(names[i] as string, loadClassifier(f)));
+      for (const [i, f] of files.entries()) models.set(names[i] as string, await loadModel(f));
       const first = models.values().next().value as Classifier;
       for (const [n, m] of models) {
         if (m.inputShape.join() !== first.inputShape.join() || m.classes !== first.classes) {
           throw new UsageError(`advml transfer: model '${n}' takes [${m.inputShape}] with ${m.classes} classes, unlike the first ([${first.inputShape}], ${first.classes})`);
         }
       }
-      const data = await openData(o.data, 'transfer', { imageSize: [first.inputShape[1], first.inputShape[2]] });
+      const data = await openData(o.data, 'transfer', { imageSize: [first.inputShape[1], first.inputShape[2]], inputRange: first.inputRange });
       const group = initProcessGroup();
       try {
         const bar = group.rank === 0 ? progressBar('transfer') : null;

