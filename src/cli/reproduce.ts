@@ -46,6 +46,7 @@ Options:
   --eval-images N     test images evaluated (default 1000)
   --eps LIST          evaluation eps in pixel units (default: the preset's)
   --out FILE          the Markdown report (default docs/results.md); JSON beside it
+  --checkpoints DIR   where the trained models go (default runs/reproduce)
   -h, --help          show this help`,
   async run(argv) {
     const { values: o } = parseOptions('reproduce', argv, {
@@ -55,6 +56,7 @@ Options:
       'eval-images': { type: 'string' },
       out: { type: 'string', default: 'docs/results.md' },
       eps: { type: 'string' },
+      checkpoints: { type: 'string', default: join('runs', 'reproduce') },
     });
     const evalEps = o.eps === undefined ? undefined : parseEpsList(o.eps, 'reproduce');
     const datasets = o.datasets.split(',') as DatasetName[];
@@ -65,7 +67,7 @@ Options:
     const started = performance.now();
     const sections: string[] = [];
     const json: Record<string, unknown> = {};
-    const workDir = join(dirname(o.out), '.reproduce-checkpoints');
+    const workDir = o.checkpoints;
     mkdirSync(workDir, { recursive: true });
     for (const d of datasets) {
       const r = await runDataset(d, { epochs, trainImages, evalImages, workDir, eps: evalEps });
