@@ -4,7 +4,8 @@
  *     x eps 2, 4, 8, 16), the speed-up the shared gradients give;
  *  2. FGSM for four eps through advml's attack API (grid) against PyTorch
  *     looping over eps as per-eps libraries do;
- *  3. one FGSM step through the attack API against the same step in PyTorch.
+ *  3. one FGSM step through the attack API against the same step in PyTorch;
+ *  4. the same step at bf16-autocast (bfloat16 convolutions, float32 loss).
  * Same model (ResNet-20 or the MNIST CNN), batch and threads on both sides.
  *
  *   node --import tsx bench/attack-benchmark.ts [--model resnet20] [--batch 128] [--threads 2] [--rounds 3] [--seconds 2]
@@ -52,18 +53,20 @@ async function main(): Promise<void> {
     grid: () => scope(() => void A.oneStepGrid(model, x, METHODS, { eps: EPS, y })),
     fgsmGrid: () => scope(() => void A.oneStepGrid(model, x, [A.FGSM], { eps: EPS, y })),
     fgsm: () => scope(() => void A.fgsm(model, x, { eps: 8, y })),
+    fgsmBf16: () => scope(() => void A.fgsm(model, x, { eps: 8, y, precision: 'bf16-autocast' })),
   };
   // Seconds per call: measure() counts calls when told the batch is 1.
   const time = (f: () => void): number => 1 / measure({ step: f, dispose: () => {} }, 1, seconds, 1).imagesPerSec;
 
   const peer = startPeer();
   const torch = await peer.version;
-  const r: Record<string, number[]> = { loop: [], grid: [], fgsmGrid: [], fgsm: [], torchLoop: [], torchFgsm: [] };
+  const r: Record<string, number[]> = { loop: [], grid: [], fgsmGrid: [], fgsm: [], fgsmBf16: [], torchLoop: [], torchFgsm: [] };
   for (let i = 0; i < rounds; i++) {
     r.loop!.push(time(workloads.loop));
     r.grid!.push(time(workloads.grid));
     r.fgsmGrid!.push(time(workloads.fgsmGrid));
     r.fgsm!.push(time(workloads.fgsm));
+    r.fgsmBf16!.push(time(workloads.fgsmBf16));
     const ask = async (mode: string): Promise<number> => batch / (await peer.ask({ model: modelName, mode, batch, threads, seconds, warmup: 1 })).imagesPerSec;
     r.torchLoop!.push(await ask('fgsm-eps-loop'));
     r.torchFgsm!.push(await ask('fgsm'));
@@ -75,6 +78,7 @@ async function main(): Promise<void> {
   console.log(`1. ${METHODS.length} one-step methods x ${EPS.length} eps: per-eps loop ${ms(m.loop!)}, grid ${ms(m.grid!)}: grid ${(m.loop! / m.grid!).toFixed(2)}x faster`);
   console.log(`2. FGSM at eps ${EPS.join(', ')}: PyTorch per-eps loop ${ms(m.torchLoop!)}, advml grid ${ms(m.fgsmGrid!)}: advml/PyTorch speed ${(m.torchLoop! / m.fgsmGrid!).toFixed(2)}`);
   console.log(`3. one FGSM step: PyTorch ${ms(m.torchFgsm!)}, advml ${ms(m.fgsm!)}: advml/PyTorch speed ${(m.torchFgsm! / m.fgsm!).toFixed(2)}`);
+  console.log(`4. one FGSM step at bf16-autocast: advml ${ms(m.fgsmBf16!)}: ${(m.fgsm! / m.fgsmBf16!).toFixed(2)}x advml fp32, ${(m.torchFgsm! / m.fgsmBf16!).toFixed(2)}x PyTorch fp32`);
   model.dispose();
 }
 

@@ -3,6 +3,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <c10/core/GradMode.h>
 #include <torch/version.h>
 
@@ -366,6 +367,20 @@ Napi::Value isGradEnabled(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), c10::GradMode::is_enabled());
 }
 
+// setAutocast(enabled, dtypeCode, clearCache): sets CPU autocast (ops such as
+// conv and matmul then run in dtype, e.g. bfloat16) and returns the previous
+// [enabled, dtypeCode]; clearCache drops the cast-weight cache, which PyTorch
+// does when the outermost autocast region ends.
+Napi::Value setAutocast(const Napi::CallbackInfo& info) {
+  Napi::Array previous = Napi::Array::New(info.Env(), 2);
+  previous.Set(0u, Napi::Boolean::New(info.Env(), at::autocast::is_cpu_enabled()));
+  previous.Set(1u, Napi::Number::New(info.Env(), static_cast<int>(at::autocast::get_autocast_cpu_dtype())));
+  at::autocast::set_autocast_cpu_dtype(dtypeAt(info, 1));
+  at::autocast::set_cpu_enabled(boolAt(info, 0));
+  if (!isAbsent(info, 2) && boolAt(info, 2)) at::autocast::clear_cache();
+  return previous;
+}
+
 Napi::Value manualSeed(const Napi::CallbackInfo& info) {
   at::manual_seed(static_cast<uint64_t>(intAt(info, 0)));
   return info.Env().Undefined();
@@ -437,6 +452,7 @@ void initCore(Napi::Env env, Napi::Object exports) {
   defineOp(env, exports, "setGradEnabled", setGradEnabled);
   defineOp(env, exports, "isGradEnabled", isGradEnabled);
   defineOp(env, exports, "manualSeed", manualSeed);
+  defineOp(env, exports, "setAutocast", setAutocast);
   defineOp(env, exports, "newGenerator", newGenerator);
   defineOp(env, exports, "generatorState", generatorState);
   defineOp(env, exports, "setGeneratorState", setGeneratorState);

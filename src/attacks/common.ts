@@ -3,7 +3,7 @@
  * gradient of a loss with respect to the input only, the step by norm, the
  * projection onto the eps ball and the valid range, and inference mode.
  */
-import { type Generator, type Tensor, crossEntropy, enableGrad, grad, noGrad, scope, tensor } from '../engine/index.js';
+import { type Generator, type Precision, type Tensor, crossEntropy, enableGrad, grad, noGrad, scope, tensor, withPrecision } from '../engine/index.js';
 import type { Classifier } from '../models/classifier.js';
 
 /** The norm a step or a ball is measured in. */
@@ -22,6 +22,13 @@ export interface AttackOptions {
   training?: boolean;
   /** Random stream for methods that draw noise or random targets. */
   generator?: Generator;
+  /**
+   * Precision of the model's forward and backward passes (default 'fp32').
+   * 'bf16-autocast' runs convolutions and matrix products in bfloat16 and the
+   * loss in float32; 'auto' picks it where the CPU has bfloat16 instructions.
+   * See docs/benchmarks.md for its speed and its agreement with fp32.
+   */
+  precision?: Precision;
 }
 
 /** Largest eps accepted, in pixel units: the whole range. */
@@ -89,11 +96,14 @@ export function inMode<T>(model: Classifier, training: boolean, fn: () => T): T 
  * parameter gradients are computed). The loss is summed over the batch, so
  * each image's gradient is its own loss's gradient.
  */
-export function inputGradient(model: Classifier, x: Tensor, loss: (logits: Tensor) => Tensor): Tensor {
+export function inputGradient(model: Classifier, x: Tensor, loss: (logits: Tensor) => Tensor, precision: Precision = 'fp32'): Tensor {
   // Gradients are recorded here even when the caller runs under noGrad().
   return enableGrad(() => scope(() => {
     const xr = x.detach().requiresGrad_();
-    const [g] = grad(loss(model.logits(xr)), xr);
+    // The loss is computed in float32 (or the model's float64) whatever the forward pass ran in.
+    const raw = withPrecision(precision, () => model.logits(xr));
+    const logits = raw.dtype === 'bfloat16' || raw.dtype === 'float16' ? raw.to('float32') : raw;
+    const [g] = grad(loss(logits), xr);
     return g as Tensor;
   }));
 }

@@ -70,7 +70,7 @@ function iterate(model: Classifier, x: Tensor, spec: LoopSpec, opts: IterativeOp
       try {
         for (let i = 0; i < steps; i++) {
           const next = scope(() => {
-            const g = inputGradient(model, xAdv, crossEntropySum(labels));
+            const g = inputGradient(model, xAdv, crossEntropySum(labels), opts.precision);
             let direction: Tensor;
             if (velocity !== null) {
               const previous: Tensor = velocity;

@@ -63,11 +63,11 @@ function objectiveGradient(model: Classifier, x: Tensor, m: GradientMethod, opts
     return inputGradient(model, x, (logits) => {
       const logp = logits.logSoftmax(1);
       return logp.exp().mul(logp).sum().neg();
-    });
+    }, opts.precision);
   }
   const labels = chooseLabels(model, x, opts.label ?? m.label, { y: opts.y, generator: opts.generator });
   try {
-    return inputGradient(model, x, crossEntropySum(labels));
+    return inputGradient(model, x, crossEntropySum(labels), opts.precision);
   } finally {
     labels.dispose();
   }

@@ -18,7 +18,7 @@ export const R_STEP_LL: PerEpsMethod = {
       const labels = chooseLabels(model, x, opts.label ?? 'leastLikely', { y: opts.y, generator: opts.generator });
       const alpha = eps.mul(0.5);
       const noisy = applyStep(model, x, randn(x.shape, { generator: opts.generator, dtype: x.dtype }).sign(), alpha);
-      const g = inputGradient(model, noisy, crossEntropySum(labels));
+      const g = inputGradient(model, noisy, crossEntropySum(labels), opts.precision);
       return applyStep(model, noisy, g.sign(), eps.sub(alpha), -1);
     }),
 };

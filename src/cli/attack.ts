@@ -4,12 +4,12 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Generator, type Tensor, noGrad, scope } from '../engine/index.js';
+import { Generator, type Precision, type Tensor, noGrad, scope } from '../engine/index.js';
 import * as A from '../attacks/index.js';
 import { tensorToPng, writeFileAtomicSync } from '../io/index.js';
 import type { Classifier } from '../models/index.js';
 import { type Command, UsageError, nonNegativeInt, parseOptions, positiveInt } from './command.js';
-import { loadModel, openData, parseEpsList, parseMethods } from './common.js';
+import { loadModel, openData, parseEpsList, parseMethods, parsePrecision } from './common.js';
 import { labelSourceOf } from '../evaluation/index.js';
 
 interface Result {
@@ -43,6 +43,8 @@ Options:
   --label SOURCE    label source for gradient methods: true, predicted, leastLikely,
                     random (default: each method's own)
   --seed N          seed for random methods and targets (default 0)
+  --precision P     fp32 (default), bf16-autocast (bfloat16 convolutions, float32
+                    loss), or auto (bf16 where the CPU has bfloat16 instructions)
   --batch N         images per batch (default 128)
   --no-images       write only the summary
   --out DIR         output directory (created)
@@ -59,7 +61,9 @@ Options:
       batch: { type: 'string' },
       'no-images': { type: 'boolean' },
       out: { type: 'string' },
+      precision: { type: 'string', default: 'fp32' },
     });
+    const precision = parsePrecision(o.precision, 'attack');
     if (!o.model) throw new UsageError("advml attack: --model is required (a checkpoint file); see 'advml attack --help'");
     if (!o.out) throw new UsageError("advml attack: --out is required (a directory for the images and summary.json)");
     const methods = parseMethods(o.method, 'attack');
@@ -100,7 +104,7 @@ Options:
             cleanCorrect += clean.eq(y).sum().item();
             seen += y.shape[0] as number;
             for (const m of methods) {
-              const advs = adversarial(model, x, y, m, epsList, label, seed);
+              const advs = adversarial(model, x, y, m, epsList, label, seed, precision);
               epsList.forEach((e, i) => record(results.get(key(m, e)) as Result, model, x, y, b.indices, clean, advs[i] as Tensor, o.out as string, !o['no-images']));
             }
           });
@@ -137,11 +141,11 @@ function predict(model: Classifier, x: Tensor): Tensor {
 }
 
 /** Adversarial batches for one method and every eps: the grid for one-step methods, a loop otherwise. */
-function adversarial(model: Classifier, x: Tensor, y: Tensor, method: string, epsList: number[], label: A.LabelSource | undefined, seed: number): Tensor[] {
+function adversarial(model: Classifier, x: Tensor, y: Tensor, method: string, epsList: number[], label: A.LabelSource | undefined, seed: number, precision: Precision): Tensor[] {
   const oneStep = (A.ONE_STEP_METHODS as Record<string, A.OneStepMethod>)[method];
-  if (oneStep) return A.oneStepGrid(model, x, [oneStep], { eps: epsList, y, label, seed }).get(method) as Tensor[];
+  if (oneStep) return A.oneStepGrid(model, x, [oneStep], { eps: epsList, y, label, seed, precision }).get(method) as Tensor[];
   const run = A.attackByName(method);
-  return epsList.map((eps) => run(model, x, { eps, y, label, generator: new Generator(seed) }));
+  return epsList.map((eps) => run(model, x, { eps, y, label, generator: new Generator(seed), precision }));
 }
 
 function record(r: Result, model: Classifier, x: Tensor, y: Tensor, indices: number[], clean: Tensor, adv: Tensor, out: string, images: boolean): void {

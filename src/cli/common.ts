@@ -3,6 +3,7 @@ import * as A from '../attacks/index.js';
 import { type Dataset, TensorDataset } from '../data/dataset.js';
 import { centerCrop, loadFashionMnist, loadMnist, openImageFolder, resize } from '../data/index.js';
 import { UsageError } from './command.js';
+import { PRECISIONS, type Precision } from '../engine/index.js';
 import { type Classifier, loadClassifier } from '../models/index.js';
 
 const DATASETS = {
@@ -111,4 +112,10 @@ export async function loadModel(spec: string): Promise<Classifier> {
     return loadResNet50ImageNet();
   }
   return loadClassifier(spec);
+}
+
+/** Parses --precision. */
+export function parsePrecision(text: string, command: string): Precision {
+  if (!(PRECISIONS as readonly string[]).includes(text)) throw new UsageError(`advml ${command}: --precision must be one of ${PRECISIONS.join(', ')}, got '${text}'`);
+  return text as Precision;
 }

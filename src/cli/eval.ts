@@ -3,7 +3,7 @@ import { writeFileAtomicSync } from '../io/index.js';
 import * as A from '../attacks/index.js';
 import { type EvalResult, evaluate } from '../evaluation/index.js';
 import { type Command, UsageError, nonNegativeInt, parseOptions, positiveInt } from './command.js';
-import { loadDataset, loadModel, parseDataset, parseEpsList, parseMethods } from './common.js';
+import { loadDataset, loadModel, parseDataset, parseEpsList, parseMethods, parsePrecision } from './common.js';
 import { progressBar } from './progress.js';
 import { initProcessGroup } from '../distributed/index.js';
 
@@ -26,6 +26,7 @@ Options:
   --label SOURCE    override the label source of gradient methods
   --batch N         batch size (default 128)
   --seed N          seed of random methods (default 0)
+  --precision P     attack precision: fp32 (default), bf16-autocast, auto
   --json FILE       write the full result as JSON
   -h, --help        show this help`,
   async run(argv) {
@@ -39,7 +40,9 @@ Options:
       batch: { type: 'string' },
       seed: { type: 'string' },
       json: { type: 'string' },
+      precision: { type: 'string', default: 'fp32' },
     });
+    const precision = parsePrecision(o.precision, 'eval');
     if (!o.model) throw new UsageError("advml eval: --model is required (a checkpoint file)");
     const methods = parseMethods(o.methods, 'eval');
     const eps = parseEpsList(o.eps, 'eval');
@@ -55,7 +58,7 @@ Options:
     const group = initProcessGroup();
     try {
       const bar = group.rank === 0 ? progressBar('eval') : null;
-      const result = await evaluate(model, data, { methods, eps, batchSize, seed, label, onProgress: bar?.update, group });
+      const result = await evaluate(model, data, { methods, eps, batchSize, seed, label, onProgress: bar?.update, group, precision });
       bar?.done();
       if (group.rank === 0) {
         printTable(result);

@@ -42,7 +42,7 @@ export type OpName =
   'gather' | 'ge' | 'generatorState' | 'getGrad' | 'getNumThreads' | 'grad' | 'gradFn' | 'gt' | 'hardtanh' |
   'indexSelect' | 'isContiguous' | 'isDisposed' | 'isGradEnabled' | 'isLeaf' | 'isfinite' | 'isnan' | 'item' |
   'klDiv' | 'le' | 'leakyRelu' | 'lerp_' | 'linear' | 'linspace' | 'log' | 'logSoftmax' | 'logicalAnd' |
-  'logicalNot' | 'logicalOr' | 'logsumexp' | 'lt' | 'manualSeed' | 'maskedFill' | 'maskedSelect' | 'matmul' |
+  'logicalNot' | 'logicalOr' | 'logsumexp' | 'lt' | 'manualSeed' | 'setAutocast' | 'maskedFill' | 'maskedSelect' | 'matmul' |
   'maximum' | 'mean' | 'memory' | 'minimum' | 'mseLoss' | 'mul' | 'mul_' | 'multinomial' | 'narrow' | 'ne' |
   'neg' | 'newGenerator' | 'nllLoss' | 'norm' | 'normal_' | 'oneHot' | 'ones' | 'onesLike' | 'permute' | 'pow' |
   'rand' | 'randint' | 'randn' | 'randperm' | 'reciprocal' | 'relu' | 'remainder' | 'repeat' | 'requiresGrad' |

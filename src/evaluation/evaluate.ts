@@ -5,7 +5,7 @@
  * the strongest, and label-leaking flags. One-step methods come from the
  * many-eps grid (one backward pass per label source, whatever the eps list).
  */
-import { Generator, type Tensor, noGrad, scope } from '../engine/index.js';
+import { Generator, type Precision, type Tensor, noGrad, scope } from '../engine/index.js';
 import * as A from '../attacks/index.js';
 import type { Dataset } from '../data/dataset.js';
 import type { Classifier } from '../models/classifier.js';
@@ -22,6 +22,8 @@ export interface EvalOptions {
   seed?: number;
   /** Label source override for gradient methods. */
   label?: A.LabelSource;
+  /** Precision of the attacks' forward and backward passes (default 'fp32'); accuracy is always measured at fp32. */
+  precision?: Precision;
   /** Progress: images done and total. */
   onProgress?: (done: number, total: number) => void;
   /**
@@ -101,17 +103,17 @@ function hits(model: Classifier, x: Tensor, y: Tensor): { top1: Tensor; top5: Te
 }
 
 /** Adversarial batches for every method and eps (grid for one-step methods). */
-export function adversarialBatches(model: Classifier, x: Tensor, y: Tensor, methods: A.MethodName[], eps: number[], seed: number, label?: A.LabelSource): Map<A.MethodName, Tensor[]> {
+export function adversarialBatches(model: Classifier, x: Tensor, y: Tensor, methods: A.MethodName[], eps: number[], seed: number, label?: A.LabelSource, precision?: Precision): Map<A.MethodName, Tensor[]> {
   const out = new Map<A.MethodName, Tensor[]>();
   const oneStep = methods.filter((m) => m in A.ONE_STEP_METHODS) as A.OneStepName[];
   if (oneStep.length) {
-    const grid = A.oneStepGrid(model, x, oneStep.map((m) => A.ONE_STEP_METHODS[m]), { eps, y, seed, label });
+    const grid = A.oneStepGrid(model, x, oneStep.map((m) => A.ONE_STEP_METHODS[m]), { eps, y, seed, label, precision });
     for (const m of oneStep) out.set(m, grid.get(m) as Tensor[]);
   }
   for (const m of methods) {
     if (out.has(m)) continue;
     const run = A.attackByName(m);
-    out.set(m, eps.map((e) => run(model, x, { eps: e, y, label, generator: new Generator(seed) })));
+    out.set(m, eps.map((e) => run(model, x, { eps: e, y, label, generator: new Generator(seed), precision })));
   }
   return out;
 }
@@ -141,7 +143,7 @@ export async function evaluate(model: Classifier, data: Dataset, opts: EvalOptio
         clean.n += cleanTop1.length;
         clean.top1 += c.top1.sum().item();
         clean.top5 += c.top5.sum().item();
-        const advs = adversarialBatches(model, x, y, opts.methods, eps, opts.seed ?? 0, opts.label);
+        const advs = adversarialBatches(model, x, y, opts.methods, eps, opts.seed ?? 0, opts.label, opts.precision);
         for (const [m, list] of advs) {
           list.forEach((adv, i) => {
             const h = hits(model, adv, y);

@@ -39,6 +39,7 @@ test('advml eval rejects bad options by name', () => {
     [['eval', '--model', ckpt, '--eps', '8,'], /--eps value 2 \(''\)/],
     [['eval', '--model', ckpt, '--seed=-3'], /--seed must be a non-negative integer/],
     [['eval'], /--model is required/],
+    [['eval', '--model', ckpt, '--precision', 'fp8'], /--precision must be one of fp32, bf16-autocast, auto/],
   ] as [string[], RegExp][]) {
     const r = runCli(args);
     assert.equal(r.status, 2, r.stderr);

@@ -1,0 +1,67 @@
+/**
+ * bfloat16 autocast: the forward pass really runs in bfloat16, the loss in
+ * float32, and FGSM made at bf16 agrees with FGSM at fp32 on a trained CNN
+ * (sign agreement, adversarial accuracy).
+ */
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Tensor, linear, noGrad, randn, resolvePrecision, scope, withPrecision } from '../../src/index.js';
+import * as A from '../../src/attacks/index.js';
+import { loadMnist } from '../../src/data/index.js';
+import { type Classifier, loadClassifier } from '../../src/models/index.js';
+import { writeMnistCheckpoint } from '../helpers/checkpoints.js';
+
+let model: Classifier;
+let x: Tensor;
+let y: Tensor;
+
+before(() => {
+  const path = join(mkdtempSync(join(tmpdir(), 'advml-bf16-')), 'm.safetensors');
+  writeMnistCheckpoint(path, 60);
+  model = loadClassifier(path);
+  const d = loadMnist('test', { limit: 256 });
+  x = d.images.keep();
+  y = d.labels.keep();
+});
+
+test('withPrecision: matrix products run in bfloat16 inside, float32 outside; regions nest and restore', () => {
+  scope(() => {
+    const w = randn([16, 32]);
+    const v = randn([8, 32]);
+    assert.equal(linear(v, w).dtype, 'float32');
+    withPrecision('bf16-autocast', () => {
+      assert.equal(linear(v, w).dtype, 'bfloat16');
+      withPrecision('fp32', () => assert.equal(linear(v, w).dtype, 'bfloat16', 'fp32 inside bf16 leaves autocast as it is'));
+      withPrecision('bf16-autocast', () => assert.equal(linear(v, w).dtype, 'bfloat16'));
+      assert.equal(linear(v, w).dtype, 'bfloat16');
+    });
+    assert.equal(linear(v, w).dtype, 'float32');
+    assert.throws(() => withPrecision('fp8' as 'fp32', () => 0), /precision must be one of fp32, bf16-autocast, auto/);
+    assert.throws(() => withPrecision('bf16-autocast', () => { throw new Error('inner'); }), /inner/);
+    assert.equal(linear(v, w).dtype, 'float32', 'an exception restores fp32');
+    assert.ok(['fp32', 'bf16-autocast'].includes(resolvePrecision('auto')));
+  });
+});
+
+test('FGSM at bf16-autocast agrees with fp32 on a trained CNN', (t) => {
+  scope(() => {
+    const eps = 32;
+    const a32 = A.fgsm(model, x, { eps, y });
+    const a16 = A.fgsm(model, x, { eps, y, precision: 'bf16-autocast' });
+    assert.equal(a16.dtype, 'float32');
+    // Signs of the perturbation on pixels that neither attack clipped.
+    const d32 = a32.sub(x).sign();
+    const d16 = a16.sub(x).sign();
+    const moved = d32.ne(0).logicalAnd(d16.ne(0));
+    const agree = d32.eq(d16).logicalAnd(moved).to('float32').sum().item() / moved.to('float32').sum().item();
+    const acc = (t2: Tensor): number => noGrad(() => model.logits(t2).argmax(1).eq(y).to('float32').mean().item());
+    const [c, r32, r16] = [acc(x), acc(a32), acc(a16)];
+    t.diagnostic(`sign agreement ${agree.toFixed(3)}; accuracy clean ${c}, fgsm fp32 ${r32}, fgsm bf16 ${r16}`);
+    assert.ok(agree > 0.85, `sign agreement ${agree}`);
+    assert.ok(Math.abs(r32 - r16) <= 0.04, `adversarial accuracy fp32 ${r32} vs bf16 ${r16}`);
+    assert.ok(r16 < c - 0.1, 'the bf16 attack still attacks');
+  });
+});
