@@ -9,4 +9,3 @@ export * as data from './data/index.js';
 export * as training from './training/index.js';
 export * as evaluation from './evaluation/index.js';
 export * as distributed from './distributed/index.js';
-export * as report from './report/index.js';
