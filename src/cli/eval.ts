@@ -80,7 +80,8 @@ function printTable(r: EvalResult): void {
   console.log(`${r.images} images. clean top-1 ${ci(r.clean.top1)}%  top-5 ${ci(r.clean.top5)}%`);
   console.log(`${'method'.padEnd(15)} ${'eps'.padStart(5)}  ${'label'.padEnd(11)} ${'top-1 %'.padEnd(12)} ${'top-5 %'.padEnd(12)} ratio  notes`);
   for (const c of r.cells) {
-    const notes = [c.tiedWithStrongest ? 'strongest (tied)' : '', c.labelLeaking ? 'LABEL LEAKING' : ''].filter(Boolean).join(', ');
+    const above = c.labelLeaking ? 'LABEL LEAKING' : c.aboveClean ? 'ABOVE CLEAN (the attack helps the model)' : '';
+    const notes = [c.tiedWithStrongest ? 'strongest (tied)' : '', above].filter(Boolean).join(', ');
     console.log(`${c.method.padEnd(15)} ${String(c.eps).padStart(5)}  ${c.labelSource.padEnd(11)} ${ci(c.top1).padEnd(12)} ${ci(c.top5).padEnd(12)} ${c.ratio.toFixed(2)}   ${notes}`);
   }
 }

@@ -67,7 +67,13 @@ export interface Cell {
   ratio: number;
   /** Adversarial minus clean top-1, paired over images. */
   difference: Interval;
-  /** Adversarial accuracy above clean beyond the interval: label leaking (or a broken attack). */
+  /** Adversarial accuracy above clean beyond the paired interval: the attack helps the model. */
+  aboveClean: boolean;
+  /**
+   * aboveClean for a method that builds its perturbation from the TRUE label:
+   * label leaking. Methods that use another label and still help the model
+   * (aboveClean alone) point to a broken or mismatched attack instead.
+   */
   labelLeaking: boolean;
   /** Statistically tied with the strongest method at this eps (lowest top-1). */
   tiedWithStrongest: boolean;
@@ -199,7 +205,8 @@ export function summarise(
       const difference = pairedDifference(c.paired);
       return {
         method: m, eps: e, labelSource: labelSourceOf(m, label), top1, top5: proportion(c.top5, c.n),
-        ratio: top1.value / cleanTop1.value, difference, labelLeaking: difference.low > 0, tiedWithStrongest: false, counts: c,
+        ratio: top1.value / cleanTop1.value, difference, aboveClean: difference.low > 0,
+        labelLeaking: difference.low > 0 && labelSourceOf(m, label) === 'true', tiedWithStrongest: false, counts: c,
       };
     });
     const strongest = row.reduce((a, b) => (b.top1.value < a.top1.value ? b : a));

@@ -143,6 +143,8 @@ class Checker {
       ratio: this.number(o.ratio, `${path}.ratio`, { nullIsNaN: true }),
       difference: o.difference === undefined ? { value: NaN, low: NaN, high: NaN, halfWidth: NaN } : this.interval(o.difference, `${path}.difference`),
       labelLeaking: this.boolean(o.labelLeaking, `${path}.labelLeaking`),
+      // Older result files have only labelLeaking.
+      aboveClean: o.aboveClean === undefined ? this.boolean(o.labelLeaking, `${path}.labelLeaking`) : this.boolean(o.aboveClean, `${path}.aboveClean`),
       tiedWithStrongest: this.boolean(o.tiedWithStrongest, `${path}.tiedWithStrongest`),
       counts: (counts as unknown as Cell['counts'] | undefined) ?? { n: 0, top1: 0, top5: 0, paired: { n: 0, up: 0, down: 0 } },
     };

@@ -60,9 +60,14 @@ test('label leaking is flagged when adversarial accuracy beats clean beyond the 
   const counts = new Map([
     ['fgsm@8', { n: 1000, top1: 900, top5: 990, paired: { n: 1000, up: 200, down: 50 } }],
     ['step-ll@8', { n: 1000, top1: 700, top5: 950, paired: { n: 1000, up: 20, down: 70 } }],
+    ['fast-predicted@8', { n: 1000, top1: 800, top5: 990, paired: { n: 1000, up: 120, down: 70 } }],
   ]);
-  const r = summarise({ n: 1000, top1: 750, top5: 990 }, counts, ['fgsm', 'step-ll'], [8]);
-  const [f, s] = r.cells;
+  const r = summarise({ n: 1000, top1: 750, top5: 990 }, counts, ['fgsm', 'step-ll', 'fast-predicted'], [8]);
+  const [f, s, p] = r.cells;
+  // Above clean with a label other than the true one: the attack helps the model, but that is not label leaking.
+  assert.equal(p!.aboveClean, true);
+  assert.equal(p!.labelLeaking, false);
+  assert.equal(f!.aboveClean, true);
   assert.equal(f!.labelLeaking, true);
   assert.ok(f!.ratio > 1);
   assert.equal(s!.labelLeaking, false);

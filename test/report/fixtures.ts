@@ -27,7 +27,7 @@ export function evalResult(n: number, clean: number, grid: Record<string, { labe
       const t1 = proportion(correct, n);
       cells.push({
         method: method as MethodName, eps: eps[i] as number, labelSource: label, top1: t1, top5: proportion(Math.min(n, correct + 20), n),
-        ratio: t1.value / cleanTop1.value, difference, labelLeaking: difference.low > 0, tiedWithStrongest: false,
+        ratio: t1.value / cleanTop1.value, difference, aboveClean: difference.low > 0, labelLeaking: difference.low > 0 && label === 'true', tiedWithStrongest: false,
         counts: { n, top1: correct, top5: Math.min(n, correct + 20), paired },
       });
     });
