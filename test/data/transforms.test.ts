@@ -5,6 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { rng } from '../helpers/assert.js';
 import {
   centerCrop,
   copyMapped,
@@ -74,18 +75,6 @@ test('crops and flips compose into one exact mapping', () => {
   assert.deepEqual(got, expected);
   assert.ok(expected.flat().includes(0), 'the padded crop reaches outside the image');
 });
-
-/** Mulberry32, a seeded stream independent of the code under test. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('random pipelines match a step-by-step simulation on the pixels', () => {
   const next = rng(42);
