@@ -223,11 +223,18 @@ export class DataLoader {
     return shardOrder(order, this.rank, this.worldSize, this.uneven);
   }
 
-  /** The batches of epoch `epoch` for this rank, as an async iterable (iterate it once). */
-  epoch(epoch: number): EpochRun {
+  /**
+   * The batches of epoch `epoch` for this rank, as an async iterable (iterate
+   * it once). `startBatch` resumes mid-epoch: earlier batches are neither read
+   * nor decoded, and the batches that follow are the ones a full pass gives.
+   */
+  epoch(epoch: number, opts: { startBatch?: number } = {}): EpochRun {
     checkInt('DataLoader.epoch', 'epoch', epoch, 0);
+    const startBatch = opts.startBatch ?? 0;
+    checkInt('DataLoader.epoch', 'startBatch', startBatch, 0);
+    if (startBatch > this.batchesPerEpoch) throw new Error(`DataLoader.epoch: startBatch ${startBatch} is past the epoch's ${this.batchesPerEpoch} batches`);
     if (!Number.isSafeInteger(this.seed + epoch)) throw new Error(`DataLoader.epoch: seed + epoch (${this.seed} + ${epoch}) exceeds 2^53`);
-    return new EpochRun(this, epoch, this.onWarning, this.onEpochEnd);
+    return new EpochRun(this, epoch, this.onWarning, this.onEpochEnd, startBatch);
   }
 }
 
@@ -247,6 +254,8 @@ export class EpochRun implements AsyncIterable<LoaderBatch> {
     readonly epoch: number,
     private readonly onWarning: WarningHandler | undefined,
     private readonly onEpochEnd: ((s: EpochSummary) => void) | undefined,
+    /** The first batch handed out (resuming mid-epoch). */
+    readonly startBatch = 0,
   ) {
     this.summary = {
       epoch,
@@ -282,7 +291,7 @@ export class EpochRun implements AsyncIterable<LoaderBatch> {
     summary.droppedLast = shard.indices.length - Math.min(shard.indices.length, count * batchSize);
     const onWarning = this.onWarning;
     const queue: Promise<Batch>[] = [];
-    let requested = 0;
+    let requested = this.startBatch;
     const fill = (depth: number): void => {
       while (requested < count && queue.length < depth) {
         const b = requested++;
@@ -293,7 +302,7 @@ export class EpochRun implements AsyncIterable<LoaderBatch> {
       }
     };
     try {
-      for (let b = 0; b < count; b++) {
+      for (let b = this.startBatch; b < count; b++) {
         fill(Math.max(1, prefetch));
         const batch = await (queue.shift() as Promise<Batch>);
         fill(prefetch);

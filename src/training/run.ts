@@ -196,13 +196,11 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   let stopped = false;
   try {
     outer: for (; epoch < c.epochs && trainer.step < totalSteps; epoch++) {
-      const run = loader.epoch(epoch);
-      let index = 0;
+      const run = loader.epoch(epoch, { startBatch: skipBatches });
       let windowStart = performance.now();
       let windowImages = 0;
       for await (const batch of run) {
         try {
-          if (index++ < skipBatches) continue;
           const stats = trainer.trainStep(batch.images, batch.labels);
           windowImages += batch.labels.shape[0] as number;
           const now = performance.now();

@@ -301,3 +301,27 @@ describe('batches, prefetching and memory', () => {
     ds.dispose();
   });
 });
+
+describe('resuming mid-epoch', () => {
+  test('startBatch gives exactly the batches a full pass gives from there, reading none before', async () => {
+    const ds = identityDataset(53);
+    let reads = 0;
+    const counting = { length: ds.length, classNames: ds.classNames, get: (i: readonly number[], o?: Parameters<typeof ds.get>[1]) => { reads++; return ds.get(i, o); } };
+    const loader = new DataLoader(counting, 8, { seed: 4, prefetch: 2 });
+    const full = await collect(loader, 2);
+    reads = 0;
+    const rest: number[][] = [];
+    const run = loader.epoch(2, { startBatch: 4 });
+    for await (const b of run) {
+      assert.ok(b.batch >= 4);
+      rest.push(Array.from(b.images.dataSync() as Float32Array));
+      b.images.dispose();
+      b.labels.dispose();
+    }
+    assert.deepEqual(rest, full.slice(4));
+    assert.equal(reads, full.length - 4, 'batches before startBatch are not read');
+    assert.equal(run.summary.batches, full.length - 4);
+    assert.throws(() => loader.epoch(0, { startBatch: 99 }), /startBatch 99 is past the epoch's 7 batches/);
+    ds.dispose();
+  });
+});
