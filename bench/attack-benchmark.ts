@@ -47,12 +47,13 @@ async function main(): Promise<void> {
   const y = randint(0, 10, [batch], { generator: g }).keep();
 
   const workloads = {
+    // float32 like PyTorch's side, except the last line.
     loop: () => scope(() => {
-      for (const eps of EPS) for (const m of METHODS) A.runOneStep(model, x, m, { eps, y });
+      for (const eps of EPS) for (const m of METHODS) A.runOneStep(model, x, m, { eps, y, precision: 'fp32' });
     }),
-    grid: () => scope(() => void A.oneStepGrid(model, x, METHODS, { eps: EPS, y })),
-    fgsmGrid: () => scope(() => void A.oneStepGrid(model, x, [A.FGSM], { eps: EPS, y })),
-    fgsm: () => scope(() => void A.fgsm(model, x, { eps: 8, y })),
+    grid: () => scope(() => void A.oneStepGrid(model, x, METHODS, { eps: EPS, y, precision: 'fp32' })),
+    fgsmGrid: () => scope(() => void A.oneStepGrid(model, x, [A.FGSM], { eps: EPS, y, precision: 'fp32' })),
+    fgsm: () => scope(() => void A.fgsm(model, x, { eps: 8, y, precision: 'fp32' })),
     fgsmBf16: () => scope(() => void A.fgsm(model, x, { eps: 8, y, precision: 'bf16-autocast' })),
   };
   // Seconds per call: measure() counts calls when told the batch is 1.

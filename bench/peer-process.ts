@@ -3,10 +3,20 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-/** The PyTorch process: one JSON request per line, one answer per line. */
-export function startPeer(python = '/usr/bin/python3'): { ask: (req: object) => Promise<{ imagesPerSec: number }>; close: () => void; version: Promise<string> } {
+/** What the peer reports when it starts. */
+export interface PeerInfo {
+  torch: string;
+  /** PyTorch's thread count before any request sets it. */
+  threads: number;
+}
+
+/**
+ * The PyTorch process: one JSON request per line, one answer per line.
+ * `env` adds variables to its environment (e.g. glibc's MALLOC_* settings).
+ */
+export function startPeer(python = '/usr/bin/python3', env: Record<string, string> = {}): { ask: (req: object) => Promise<{ imagesPerSec: number }>; close: () => void; version: Promise<string>; info: Promise<PeerInfo> } {
   const script = fileURLToPath(new URL('./peer.py', import.meta.url));
-  const child = spawn(python, [script], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(python, [script], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
   const lines = createInterface({ input: child.stdout });
   const waiting: { resolve: (line: string) => void; reject: (e: Error) => void }[] = [];
   lines.on('line', (line) => waiting.shift()?.resolve(line));
@@ -17,9 +27,10 @@ export function startPeer(python = '/usr/bin/python3'): { ask: (req: object) => 
     for (const w of waiting.splice(0)) w.reject(new Error(`PyTorch peer could not start (${python}): ${e.message}`));
   });
   const next = (): Promise<string> => new Promise((resolve, reject) => waiting.push({ resolve, reject }));
-  const version = next().then((l) => (JSON.parse(l) as { torch: string }).torch);
+  const info = next().then((l) => JSON.parse(l) as PeerInfo);
   return {
-    version,
+    info,
+    version: info.then((i) => i.torch),
     ask: async (req) => {
       const answer = next();
       child.stdin.write(JSON.stringify(req) + '\n');

@@ -1,10 +1,17 @@
-"""The PyTorch side of the peer benchmark, as a PyTorch user runs it by default:
-float32, NCHW, eager mode, torch.set_num_threads(threads).
+"""The PyTorch side of the peer benchmark.
 
 A long-lived process: reads one JSON request per line on stdin
-({"model", "mode", "batch", "threads", "seconds", "warmup"}) and answers one JSON
-line {"imagesPerSec", "iterations"}. The models mirror advml's MnistCnn and
-ResNet (same layers, shapes and names).
+({"model", "mode", "batch", "threads", "seconds", "warmup"} and optionally
+"channelsLast" and "precision") and answers one JSON line {"imagesPerSec",
+"iterations"}. The models mirror advml's MnistCnn and ResNet (same layers,
+shapes and names).
+
+By default a request runs as a PyTorch user runs it: float32, NCHW, eager
+mode. "threads": null leaves PyTorch's own thread count alone;
+"channelsLast": true converts model and batch to channels-last;
+"precision": "bf16-autocast" runs forward passes under
+torch.autocast("cpu", torch.bfloat16) with the loss in float32. The allocator
+settings come from the environment the caller starts this process with.
 """
 import json
 import sys
@@ -76,19 +83,27 @@ MODELS = {
 }
 
 
-def make_step(model, mode, x, y):
+def make_step(model, mode, x, y, precision="fp32"):
+    def fwd(inp):
+        # Forward at the requested precision; logits back in float32 for the loss.
+        if precision == "fp32":
+            return model(inp)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(inp)
+        return out.float()
+
     if mode == "forward":
         model.eval()
 
         def step():
             with torch.no_grad():
-                model(x)
+                fwd(x)
     elif mode == "fgsm":
         model.eval()
 
         def step():
             xr = x.detach().requires_grad_(True)
-            loss = F.cross_entropy(model(xr), y)
+            loss = F.cross_entropy(fwd(xr), y)
             (g,) = torch.autograd.grad(loss, xr)
             (xr.detach() + (8 / 255) * g.sign()).clamp_(0, 1)
     elif mode == "fgsm-eps-loop":
@@ -98,7 +113,7 @@ def make_step(model, mode, x, y):
         def step():
             for eps in (2, 4, 8, 16):
                 xr = x.detach().requires_grad_(True)
-                loss = F.cross_entropy(model(xr), y)
+                loss = F.cross_entropy(fwd(xr), y)
                 (g,) = torch.autograd.grad(loss, xr)
                 (xr.detach() + (eps / 255) * g.sign()).clamp_(0, 1)
     elif mode == "adv-train":
@@ -115,10 +130,10 @@ def make_step(model, mode, x, y):
             with torch.no_grad():
                 y_ll = model(xk).argmin(1)
             xr = xk.detach().requires_grad_(True)
-            (g,) = torch.autograd.grad(F.cross_entropy(model(xr), y_ll, reduction="sum"), xr)
+            (g,) = torch.autograd.grad(F.cross_entropy(fwd(xr), y_ll, reduction="sum"), xr)
             x_adv = (xk - (8 / 255) * g.sign()).clamp(0, 1)
             model.train()
-            losses = F.cross_entropy(model(torch.cat([x_adv, x[k:]])), y, reduction="none")
+            losses = F.cross_entropy(fwd(torch.cat([x_adv, x[k:]])), y, reduction="none")
             loss = (losses[k:].sum() + lam * losses[:k].sum()) / ((m - k) + lam * k)
             loss.backward()
             opt.step()
@@ -128,7 +143,7 @@ def make_step(model, mode, x, y):
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
         def step():
-            loss = F.cross_entropy(model(x), y)
+            loss = F.cross_entropy(fwd(x), y)
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
@@ -138,14 +153,18 @@ def make_step(model, mode, x, y):
 
 
 def measure(req):
-    torch.set_num_threads(req["threads"])
+    if req.get("threads") is not None:
+        torch.set_num_threads(req["threads"])
     torch.manual_seed(0)
     cls, shape = MODELS[req["model"]]
     model = cls()
     b = req["batch"]
     x = torch.rand((b, *shape))
     y = torch.randint(0, 10, (b,))
-    step = make_step(model, req["mode"], x, y)
+    if req.get("channelsLast"):
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    step = make_step(model, req["mode"], x, y, req.get("precision", "fp32"))
     for _ in range(req["warmup"]):
         step()
     n = 0
@@ -172,5 +191,5 @@ def main():
 
 
 if __name__ == "__main__":
-    print(json.dumps({"ready": True, "torch": torch.__version__}), flush=True)
+    print(json.dumps({"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
     main()

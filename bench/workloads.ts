@@ -1,9 +1,12 @@
 /**
  * The advml side of the peer benchmark: the same models, batch and modes as
- * bench/peer.py, run the way advml runs them by default (channels-last,
- * intermediates freed at last use, input gradient only for attacks).
+ * bench/peer.py, run through advml's own API (Classifier, attacks,
+ * AdversarialTrainer) the way a user runs them: channels-last, intermediates
+ * freed at their last use, the input gradient only for attacks, at the
+ * precision given (the library's defaults unless the caller overrides them).
  */
-import { type Tensor, Generator, crossEntropy, grad, noGrad, rand, randint, scope } from '../src/index.js';
+import { type Precision, Generator, noGrad, rand, randint, scope, withPrecision } from '../src/index.js';
+import * as A from '../src/attacks/index.js';
 import { Module } from '../src/nn/index.js';
 import { Classifier, MnistCnn, ResNet } from '../src/models/index.js';
 import { AdversarialTrainer } from '../src/training/index.js';
@@ -11,59 +14,48 @@ import { SGD } from '../src/optim/index.js';
 
 export type BenchModel = 'mnist-cnn' | 'resnet20';
 export type BenchMode = 'forward' | 'fgsm' | 'train' | 'adv-train';
+export const BENCH_MODES: readonly BenchMode[] = ['forward', 'fgsm', 'train', 'adv-train'];
 
 export const MODELS: Record<BenchModel, { make: (g: Generator) => Module; shape: number[] }> = {
   'mnist-cnn': { make: (g) => new MnistCnn({ generator: g }), shape: [1, 28, 28] },
   resnet20: { make: (g) => new ResNet({ depth: 20, generator: g }), shape: [3, 32, 32] },
 };
 
+/** Training modes take the training precision, the others the attack/evaluation precision. */
+export const isTraining = (mode: BenchMode): boolean => mode === 'train' || mode === 'adv-train';
+
 export interface Workload {
   step: () => void;
   dispose: () => void;
 }
 
-/** Builds a model, a batch and the step function for one mode. */
-export function workload(modelName: BenchModel, mode: BenchMode, batch: number): Workload {
+/** Builds a model, a batch and the step function for one mode at one precision. */
+export function workload(modelName: BenchModel, mode: BenchMode, batch: number, precision: Precision): Workload {
   const g = new Generator(0);
   const spec = MODELS[modelName];
-  const model = spec.make(g).toMemoryFormat('channelsLast');
+  const module = spec.make(g).toMemoryFormat('channelsLast');
+  const model = new Classifier(module, { classes: 10, inputShape: spec.shape as [number, number, number], inputRange: [0, 1] });
   const x = rand([batch, ...spec.shape], { generator: g }).contiguous('channelsLast').keep();
   const y = randint(0, 10, [batch], { generator: g }).keep();
   let step: () => void;
-  let extra: { dispose(): void } | null = null;
+  let optimizer: SGD | null = null;
   if (mode === 'forward') {
-    model.eval();
-    step = () => noGrad(() => scope(() => void model.forward(x)));
+    module.eval();
+    step = () => noGrad(() => scope(() => void withPrecision(precision, () => model.logits(x))));
   } else if (mode === 'fgsm') {
-    model.eval();
-    step = () =>
-      scope(() => {
-        const xr = x.detach().requiresGrad_();
-        const loss = crossEntropy(model.forward(xr), y);
-        const [gx] = grad(loss, xr);
-        noGrad(() => xr.detach().add((gx as Tensor).sign(), 8 / 255).clamp(0, 1));
-      });
-  } else if (mode === 'adv-train') {
-    // The paper's Algorithm 1 as the trainer runs it: k = m/2 step l.l. examples at eps 8, lambda 0.3.
-    const classifier = new Classifier(model, { classes: 10, inputShape: spec.shape as [number, number, number], inputRange: [0, 1] });
-    const opt = new SGD(model.parameters(), 0.01, { momentum: 0.9 });
-    extra = opt;
-    const trainer = new AdversarialTrainer(classifier, opt, { adversarial: batch / 2, lambda: 0.3, method: 'step-ll', eps: { kind: 'fixed', value: 8 } });
-    step = () => void trainer.trainStep(x, y);
+    module.eval();
+    step = () => scope(() => void A.fgsm(model, x, { eps: 8, y, precision }));
   } else {
-    model.train();
-    const opt = new SGD(model.parameters(), 0.01, { momentum: 0.9 });
-    extra = opt;
-    step = () => {
-      scope(() => crossEntropy(model.forward(x), y).backward());
-      opt.step();
-      opt.zeroGrad();
-    };
+    // Plain training is Algorithm 1 with k = 0; adv-train takes k = m/2 step l.l. examples at eps 8, lambda 0.3.
+    optimizer = new SGD(module.parameters(), 0.01, { momentum: 0.9 });
+    const k = mode === 'adv-train' ? Math.floor(batch / 2) : 0;
+    const trainer = new AdversarialTrainer(model, optimizer, { adversarial: k, lambda: 0.3, method: 'step-ll', eps: { kind: 'fixed', value: 8 } }, { precision });
+    step = () => void trainer.trainStep(x, y);
   }
   return {
     step,
     dispose: () => {
-      extra?.dispose();
+      optimizer?.dispose();
       model.dispose();
       x.dispose();
       y.dispose();

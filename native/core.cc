@@ -367,16 +367,25 @@ Napi::Value isGradEnabled(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), c10::GradMode::is_enabled());
 }
 
-// setAutocast(enabled, dtypeCode, clearCache): sets CPU autocast (ops such as
-// conv and matmul then run in dtype, e.g. bfloat16) and returns the previous
-// [enabled, dtypeCode]; clearCache drops the cast-weight cache, which PyTorch
-// does when the outermost autocast region ends.
+// setAutocast(enabled, dtypeCode, clearCache, cuda): sets CPU autocast, or CUDA
+// autocast when cuda is true (ops such as conv and matmul then run in dtype,
+// e.g. bfloat16), and returns the previous [enabled, dtypeCode] of that
+// device; clearCache drops the cast-weight cache, which PyTorch does when the
+// outermost autocast region ends.
 Napi::Value setAutocast(const Napi::CallbackInfo& info) {
+  const bool cuda = !isAbsent(info, 3) && boolAt(info, 3);
   Napi::Array previous = Napi::Array::New(info.Env(), 2);
-  previous.Set(0u, Napi::Boolean::New(info.Env(), at::autocast::is_cpu_enabled()));
-  previous.Set(1u, Napi::Number::New(info.Env(), static_cast<int>(at::autocast::get_autocast_cpu_dtype())));
-  at::autocast::set_autocast_cpu_dtype(dtypeAt(info, 1));
-  at::autocast::set_cpu_enabled(boolAt(info, 0));
+  const bool wasOn = cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+  const auto wasDtype = cuda ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+  previous.Set(0u, Napi::Boolean::New(info.Env(), wasOn));
+  previous.Set(1u, Napi::Number::New(info.Env(), static_cast<int>(wasDtype)));
+  if (cuda) {
+    at::autocast::set_autocast_gpu_dtype(dtypeAt(info, 1));
+    at::autocast::set_enabled(boolAt(info, 0));
+  } else {
+    at::autocast::set_autocast_cpu_dtype(dtypeAt(info, 1));
+    at::autocast::set_cpu_enabled(boolAt(info, 0));
+  }
   if (!isAbsent(info, 2) && boolAt(info, 2)) at::autocast::clear_cache();
   return previous;
 }

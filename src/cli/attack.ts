@@ -43,8 +43,9 @@ Options:
   --label SOURCE    label source for gradient methods: true, predicted, leastLikely,
                     random (default: each method's own)
   --seed N          seed for random methods and targets (default 0)
-  --precision P     fp32 (default), bf16-autocast (bfloat16 convolutions, float32
-                    loss), or auto (bf16 where the CPU has bfloat16 instructions)
+  --precision P     auto (default: bf16-autocast where the CPU has bfloat16
+                    instructions, else fp32), fp32, or bf16-autocast (bfloat16
+                    convolutions, float32 loss); see docs/precision.md
   --batch N         images per batch (default 128)
   --no-images       write only the summary
   --out DIR         output directory (created)
@@ -61,7 +62,7 @@ Options:
       batch: { type: 'string' },
       'no-images': { type: 'boolean' },
       out: { type: 'string' },
-      precision: { type: 'string', default: 'fp32' },
+      precision: { type: 'string', default: 'auto' },
     });
     const precision = parsePrecision(o.precision, 'attack');
     if (!o.model) throw new UsageError("advml attack: --model is required (a checkpoint file); see 'advml attack --help'");

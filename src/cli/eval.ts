@@ -26,7 +26,9 @@ Options:
   --label SOURCE    override the label source of gradient methods
   --batch N         batch size (default 128)
   --seed N          seed of random methods (default 0)
-  --precision P     attack precision: fp32 (default), bf16-autocast, auto
+  --precision P     precision of forward passes and attacks: auto (default:
+                    bf16-autocast where the CPU has bfloat16 instructions),
+                    fp32, bf16-autocast; see docs/precision.md
   --json FILE       write the full result as JSON
   -h, --help        show this help`,
   async run(argv) {
@@ -40,7 +42,7 @@ Options:
       batch: { type: 'string' },
       seed: { type: 'string' },
       json: { type: 'string' },
-      precision: { type: 'string', default: 'fp32' },
+      precision: { type: 'string', default: 'auto' },
     });
     const precision = parsePrecision(o.precision, 'eval');
     if (!o.model) throw new UsageError("advml eval: --model is required (a checkpoint file)");

@@ -14,7 +14,7 @@ import { type Classifier, buildClassifier, classifierFromCheckpoint } from '../m
 import { disposeCheckpoint, loadCheckpointSync } from '../io/index.js';
 import { type HeldOut, type OptimizerName, PRESETS, type Preset, type TrainEvent, parseEpsSpec, runTraining } from '../training/index.js';
 import { type Command, UsageError, nonNegativeInt, parseOptions, positiveInt } from './command.js';
-import { loadDataset } from './common.js';
+import { loadDataset, parsePrecision } from './common.js';
 import { progressBar } from './progress.js';
 import { initProcessGroup, syncBatchNorm } from '../distributed/index.js';
 
@@ -56,6 +56,9 @@ Options (override the preset):
   --eval-images N       held-out test images (default 1000)
   --eval-method NAME    held-out attack (default: the preset's)
   --eval-eps E          held-out eps (default: the preset's middle value)
+  --precision P         fp32 (default) or bf16-autocast (mixed precision: bfloat16
+                        convolutions, float32 weights, optimizer state and loss),
+                        or auto (bf16 where the CPU has bfloat16 instructions)
   --sync-bn             batch norm with global-batch statistics when data-parallel
                         (default: each process's own batch, as PyTorch)
   --json                JSON lines on stdout instead of a progress bar
@@ -74,7 +77,7 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
       momentum: { type: 'string' }, 'weight-decay': { type: 'string' }, 'label-smoothing': { type: 'string' }, width: { type: 'string' },
       activation: { type: 'string' }, seed: { type: 'string' }, limit: { type: 'string' }, 'checkpoint-every': { type: 'string' },
       'eval-every': { type: 'string' }, 'eval-images': { type: 'string' }, 'eval-method': { type: 'string' }, 'eval-eps': { type: 'string' },
-      json: { type: 'boolean' },
+      json: { type: 'boolean' }, precision: { type: 'string' },
       'sync-bn': { type: 'boolean' },
     });
     if (!o.out) throw new UsageError("advml train: --out is required (a folder for the checkpoint and the log)");
@@ -130,6 +133,7 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
       p.spec.options.activation = o.activation as 'relu';
     }
     c.seed = nonNegativeInt('train', 'seed', o.seed, c.seed);
+    if (o.precision !== undefined) c.precision = parsePrecision(o.precision, 'train');
     p.spec.options.seed = c.seed;
     c.checkpointEvery = nonNegativeInt('train', 'checkpoint-every', o['checkpoint-every'], c.checkpointEvery ?? 0);
     c.evalEvery = nonNegativeInt('train', 'eval-every', o['eval-every'], c.evalEvery ?? 0);

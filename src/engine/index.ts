@@ -9,4 +9,4 @@ export {
   setNumThreads, getNumThreads, manualSeed, globalGeneratorState, setGlobalGeneratorState, memory, cudaAvailable, cudaDeviceCount, buildInfo, defaultThreads,
   type MemoryInfo, type BuildInfo,
 } from './runtime.js';
-export { type Precision, PRECISIONS, cpuHasBf16, resolvePrecision, withPrecision } from './precision.js';
+export { type ConcretePrecision, type DeviceKind, type Precision, PRECISIONS, checkPrecision, choosePrecision, cpuHasBf16, cpuinfoHasBf16, lossPrecision, resolvePrecision, withPrecision } from './precision.js';

@@ -5,7 +5,7 @@
  * the strongest, and label-leaking flags. One-step methods come from the
  * many-eps grid (one backward pass per label source, whatever the eps list).
  */
-import { Generator, type Precision, type Tensor, noGrad, scope } from '../engine/index.js';
+import { Generator, type Precision, type Tensor, checkPrecision, noGrad, scope, withPrecision } from '../engine/index.js';
 import * as A from '../attacks/index.js';
 import type { Dataset } from '../data/dataset.js';
 import type { Classifier } from '../models/classifier.js';
@@ -22,7 +22,12 @@ export interface EvalOptions {
   seed?: number;
   /** Label source override for gradient methods. */
   label?: A.LabelSource;
-  /** Precision of the attacks' forward and backward passes (default 'fp32'); accuracy is always measured at fp32. */
+  /**
+   * Precision of the classifier's forward passes and of the attacks (default
+   * 'auto': bf16-autocast where the hardware has bfloat16 instructions).
+   * docs/precision.md measures that fp32 and bf16-autocast give the same
+   * accuracies within their intervals.
+   */
   precision?: Precision;
   /** Progress: images done and total. */
   onProgress?: (done: number, total: number) => void;
@@ -95,10 +100,10 @@ export function labelSourceOf(method: A.MethodName, override?: A.LabelSource): s
 }
 
 /** Per-image top-1 and top-5 hits of the classifier on x. */
-function hits(model: Classifier, x: Tensor, y: Tensor): { top1: Tensor; top5: Tensor } {
+function hits(model: Classifier, x: Tensor, y: Tensor, precision: Precision): { top1: Tensor; top5: Tensor } {
   return noGrad(() =>
     scope(() => {
-      const logits = model.logits(x);
+      const logits = withPrecision(precision, () => model.logits(x), x.device);
       const k = Math.min(5, model.classes);
       const top = logits.topk(k, { dim: 1 }).indices;
       const match = top.eq(y.reshape([-1, 1]));
@@ -133,6 +138,7 @@ export async function evaluate(model: Classifier, data: Dataset, opts: EvalOptio
     if (!Number.isFinite(e) || e < 0 || e > A.MAX_EPS) throw new Error(`eps[${i}] must be a number in [0, ${A.MAX_EPS}] pixel values, got ${e}`);
   });
   const batchSize = opts.batchSize ?? 128;
+  const precision = checkPrecision(opts.precision ?? A.DEFAULT_ATTACK_PRECISION);
   const indices = shardIndices(opts.indices ?? Array.from({ length: data.length }, (_, i) => i), opts.group);
   const clean = { n: 0, top1: 0, top5: 0 };
   const counts = new Map<string, CellCounts>();
@@ -144,15 +150,15 @@ export async function evaluate(model: Classifier, data: Dataset, opts: EvalOptio
     try {
       scope(() => {
         const { images: x, labels: y } = batch;
-        const c = hits(model, x, y);
+        const c = hits(model, x, y, precision);
         const cleanTop1 = c.top1.dataSync() as Float32Array;
         clean.n += cleanTop1.length;
         clean.top1 += c.top1.sum().item();
         clean.top5 += c.top5.sum().item();
-        const advs = adversarialBatches(model, x, y, opts.methods, eps, opts.seed ?? 0, opts.label, opts.precision);
+        const advs = adversarialBatches(model, x, y, opts.methods, eps, opts.seed ?? 0, opts.label, precision);
         for (const [m, list] of advs) {
           list.forEach((adv, i) => {
-            const h = hits(model, adv, y);
+            const h = hits(model, adv, y, precision);
             const t1 = h.top1.dataSync() as Float32Array;
             const cell = counts.get(key(m, eps[i] as number)) as CellCounts;
             cell.n += t1.length;

@@ -8,7 +8,7 @@
  * reaches the same weights as one that never stopped.
  */
 import { existsSync } from 'node:fs';
-import { globalGeneratorState, setGlobalGeneratorState, tensor } from '../engine/index.js';
+import { type Precision, globalGeneratorState, setGlobalGeneratorState, tensor } from '../engine/index.js';
 import type { Dataset } from '../data/dataset.js';
 import { DataLoader } from '../data/loader.js';
 import { type Json, disposeCheckpoint, loadCheckpointSync, saveCheckpointSync } from '../io/index.js';
@@ -42,6 +42,8 @@ export interface TrainConfig {
   evalEvery?: number;
   /** Checkpoint every N steps (0: only at the end and on a stop request). */
   checkpointEvery?: number;
+  /** Precision of forward passes, mixed precision for bf16-autocast (default DEFAULT_TRAINING_PRECISION). */
+  precision?: Precision;
 }
 
 export type TrainEvent =
@@ -122,7 +124,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const loader = new DataLoader(o.train, c.batchSize, { seed: c.seed, shuffle: true, rank, worldSize: group?.worldSize ?? 1 });
   const optimizer = makeOptimizer(c.optimizer, o.model.module.parameters());
   const schedule = makeSchedule(c.optimizer, loader.batchesPerEpoch);
-  const trainer = new AdversarialTrainer(o.model, optimizer, c.adversarial, { seed: c.seed, schedule, group });
+  const trainer = new AdversarialTrainer(o.model, optimizer, c.adversarial, { seed: c.seed, schedule, group, precision: c.precision });
   const totalSteps = Math.min(c.maxSteps ?? Infinity, c.epochs * loader.batchesPerEpoch);
   let epoch = 0;
   let skipBatches = 0;

@@ -8,7 +8,7 @@
  * with eps drawn independently per adversarial example. The first `delay`
  * steps are clean only ("delayed" adversarial training); k = 0 is plain training.
  */
-import { Generator, type Tensor, cat, crossEntropy, noGrad, scope } from '../engine/index.js';
+import { Generator, type Precision, type Tensor, cat, checkPrecision, crossEntropy, lossPrecision, noGrad, scope, withPrecision } from '../engine/index.js';
 import { type LabelSource, type MethodName, METHOD_NAMES, attackByName } from '../attacks/index.js';
 import type { Classifier } from '../models/classifier.js';
 import type { Optimizer, Schedule } from '../optim/index.js';
@@ -43,6 +43,9 @@ export interface StepStats {
   adversarialCount: number;
   lr: number;
 }
+
+/** Precision of training when none is given (docs/precision.md compares the two). */
+export const DEFAULT_TRAINING_PRECISION: Precision = 'fp32';
 
 /** The paper's normalised mixed loss from per-example losses; the first k are adversarial. */
 export function mixedLoss(perExample: Tensor, k: number, lambda: number): Tensor {
@@ -85,7 +88,7 @@ export class AdversarialTrainer {
     readonly model: Classifier,
     readonly optimizer: Optimizer,
     readonly config: AdversarialConfig,
-    opts: { seed?: number; schedule?: Schedule; group?: Collective } = {},
+    opts: { seed?: number; schedule?: Schedule; group?: Collective; precision?: Precision } = {},
   ) {
     const k = config.adversarial;
     if (!Number.isInteger(k) || k < 0) throw new Error(`adversarial (k) must be a non-negative integer, got ${k}`);
@@ -105,7 +108,15 @@ export class AdversarialTrainer {
     this.epsGenerator = new Generator(stream + 1);
     this.attackGenerator = new Generator(stream + 2);
     this.schedule = opts.schedule;
+    this.precision = checkPrecision(opts.precision ?? DEFAULT_TRAINING_PRECISION);
   }
+
+  /**
+   * Precision of the forward passes (training and attack): with bf16-autocast
+   * the weights, gradients and optimizer state stay float32 and the loss is
+   * computed in float32 (mixed precision).
+   */
+  readonly precision: Precision;
 
   private readonly schedule?: Schedule;
   /** The data-parallel group, when training on several processes. */
@@ -120,7 +131,7 @@ export class AdversarialTrainer {
   makeAdversarial(x: Tensor, y: Tensor): Tensor {
     const eps = sampleEps(this.eps, x.shape[0] as number, this.epsGenerator);
     const attack = attackByName(this.method);
-    return attack(this.model, x, { eps, y, label: this.config.label, generator: this.attackGenerator, steps: this.config.attackSteps });
+    return attack(this.model, x, { eps, y, label: this.config.label, generator: this.attackGenerator, steps: this.config.attackSteps, precision: this.precision });
   }
 
   /**
@@ -142,7 +153,7 @@ export class AdversarialTrainer {
         batch = k < m ? cat([adv, x.narrow(0, k, m - k)]) : adv;
       }
       this.model.module.train();
-      const logits = this.model.logits(batch);
+      const logits = lossPrecision(withPrecision(this.precision, () => this.model.logits(batch), batch.device));
       const perExample = crossEntropy(logits, y, { reduction: 'none', labelSmoothing: this.config.labelSmoothing ?? 0 });
       // mixedLoss normalises by this rank's (m - k) + lambda k; the global denominator is world times that.
       const loss = mixedLoss(perExample, k, this.lambda).div(world);

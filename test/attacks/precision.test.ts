@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Tensor, linear, noGrad, randn, resolvePrecision, scope, withPrecision } from '../../src/index.js';
+import { type Tensor, crossEntropy, linear, noGrad, randn, resolvePrecision, scope, withPrecision } from '../../src/index.js';
 import * as A from '../../src/attacks/index.js';
 import { loadMnist } from '../../src/data/index.js';
 import { type Classifier, loadClassifier } from '../../src/models/index.js';
@@ -63,5 +63,19 @@ test('FGSM at bf16-autocast agrees with fp32 on a trained CNN', (t) => {
     assert.ok(agree > 0.85, `sign agreement ${agree}`);
     assert.ok(Math.abs(r32 - r16) <= 0.04, `adversarial accuracy fp32 ${r32} vs bf16 ${r16}`);
     assert.ok(r16 < c - 0.1, 'the bf16 attack still attacks');
+  });
+});
+
+test('attacks compute their loss in float32 from bfloat16 logits', () => {
+  scope(() => {
+    const dtypes: string[] = [];
+    const g = A.inputGradient(model, x.narrow(0, 0, 8), (logits) => {
+      dtypes.push(logits.dtype);
+      return crossEntropy(logits, y.narrow(0, 0, 8), { reduction: 'sum' });
+    }, 'bf16-autocast');
+    assert.deepEqual(dtypes, ['float32']);
+    assert.equal(g.dtype, 'float32');
+    const raw = withPrecision('bf16-autocast', () => model.logits(x.narrow(0, 0, 8)));
+    assert.equal(raw.dtype, 'bfloat16', 'the forward pass itself ran in bfloat16');
   });
 });

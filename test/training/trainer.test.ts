@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Generator, type Tensor, cat, crossEntropy, noGrad, rand, randint, scope, tensor } from '../../src/index.js';
+import { Generator, type Tensor, cat, crossEntropy, noGrad, rand, randint, scope, tensor, withPrecision } from '../../src/index.js';
 import { AdversarialTrainer, PAPER_EPS, epsMoments, mixedLoss, parseEpsSpec, sampleEps } from '../../src/training/index.js';
 import { buildClassifier } from '../../src/models/index.js';
 import { SGD } from '../../src/optim/index.js';
@@ -104,5 +104,42 @@ test('bad trainer options name the option', () => {
   assert.throws(() => new AdversarialTrainer(model, opt, { adversarial: 1, method: 'cw' as 'fgsm' }), /unknown attack method 'cw'/);
   assert.throws(() => new AdversarialTrainer(model, opt, { adversarial: 1, delay: 1.5 }), /delay must be a non-negative integer/);
   assert.throws(() => new AdversarialTrainer(model, opt, { adversarial: 1, labelSmoothing: 1 }), /labelSmoothing must be in \[0, 1\)/);
+  model.dispose();
+});
+
+test('mixed precision: the forward pass runs in bfloat16, the loss in float32, weights stay float32', () => {
+  const model = buildClassifier(MNIST_SPEC);
+  const trainer = new AdversarialTrainer(model, new SGD(model.module.parameters(), 0.01), { adversarial: 3, lambda: 0.5, eps: { kind: 'fixed', value: 4 }, method: 'fgsm' }, { precision: 'bf16-autocast' });
+  const [x, y] = batch(3);
+  const state = trainer.epsGenerator.getState();
+  const attackState = trainer.attackGenerator.getState();
+  // Record what the model returns inside the trainer.
+  const seen: string[] = [];
+  const logits = model.logits.bind(model);
+  model.logits = (t: Tensor): Tensor => {
+    const out = logits(t);
+    seen.push(out.dtype);
+    return out;
+  };
+  const s = trainer.trainStep(x, y);
+  model.logits = logits;
+  assert.ok(seen.length > 0 && seen.every((d) => d === 'bfloat16'), `forward dtypes ${seen.join(', ')}`);
+  for (const p of model.module.parameters()) assert.equal(p.dtype, 'float32');
+  // The same loss by hand from the same bfloat16 logits (weights before the step), in float32 and in bfloat16.
+  trainer.epsGenerator.setState(state);
+  trainer.attackGenerator.setState(attackState);
+  const before = buildClassifier(MNIST_SPEC);
+  trainer.model.module.loadStateDict(before.module.stateDict());
+  const adv = trainer.makeAdversarial(x.narrow(0, 0, 3), y.narrow(0, 0, 3));
+  model.module.train();
+  const lossIn = (dtype: 'float32' | 'bfloat16'): number => noGrad(() => scope(() => {
+    const raw = withPrecision('bf16-autocast', () => model.logits(cat([adv, x.narrow(0, 3, 5)])));
+    return mixedLoss(crossEntropy(raw.to(dtype), y, { reduction: 'none' }).to('float32'), 3, 0.5).item();
+  }));
+  const f32 = lossIn('float32');
+  const b16 = lossIn('bfloat16');
+  assert.ok(Math.abs(s.loss - f32) < 1e-5, `reported ${s.loss} vs float32 loss ${f32}`);
+  assert.ok(Math.abs(b16 - f32) > 1e-4, `the check discriminates: a bfloat16 loss would read ${b16}`);
+  before.dispose();
   model.dispose();
 });
