@@ -5,7 +5,7 @@
  * freed at their last use, the input gradient only for attacks, at the
  * precision given (the library's defaults unless the caller overrides them).
  */
-import { type Precision, Generator, noGrad, rand, randint, scope, withPrecision } from '../src/index.js';
+import { type MemoryFormat, type Precision, Generator, noGrad, rand, randint, scope, withPrecision } from '../src/index.js';
 import * as A from '../src/attacks/index.js';
 import { Module } from '../src/nn/index.js';
 import { Classifier, MnistCnn, ResNet } from '../src/models/index.js';
@@ -29,13 +29,13 @@ export interface Workload {
   dispose: () => void;
 }
 
-/** Builds a model, a batch and the step function for one mode at one precision. */
-export function workload(modelName: BenchModel, mode: BenchMode, batch: number, precision: Precision): Workload {
+/** Builds a model, a batch and the step function for one mode at one precision (channels-last unless told). */
+export function workload(modelName: BenchModel, mode: BenchMode, batch: number, precision: Precision, memoryFormat: MemoryFormat = 'channelsLast'): Workload {
   const g = new Generator(0);
   const spec = MODELS[modelName];
-  const module = spec.make(g).toMemoryFormat('channelsLast');
-  const model = new Classifier(module, { classes: 10, inputShape: spec.shape as [number, number, number], inputRange: [0, 1] });
-  const x = rand([batch, ...spec.shape], { generator: g }).contiguous('channelsLast').keep();
+  const module = spec.make(g).toMemoryFormat(memoryFormat);
+  const model = new Classifier(module, { classes: 10, inputShape: spec.shape as [number, number, number], inputRange: [0, 1], memoryFormat });
+  const x = rand([batch, ...spec.shape], { generator: g }).contiguous(memoryFormat).keep();
   const y = randint(0, 10, [batch], { generator: g }).keep();
   let step: () => void;
   let optimizer: SGD | null = null;

@@ -10,19 +10,24 @@ export const bench: Command = {
   name: 'bench',
   help: `Usage: advml bench [options]
 
-Runs bench/peer-benchmark.ts: advml and PyTorch (Debian python3-torch) on the
-MNIST CNN and ResNet-20, batch 128, 2 threads, forward / FGSM step / training
-step, alternating in one run, and prints images per second and the ratio.
+Runs bench/peer-benchmark.ts: advml with its defaults against PyTorch (Debian
+python3-torch) as its users run it by default (float32, NCHW, its own thread
+count) and against PyTorch with advml's settings (same precision,
+channels-last, threads, allocator), on the MNIST CNN and ResNet-20: forward,
+FGSM step, training step, adversarial training step, batch 128 and batch 1,
+rotating in one run; prints images per second, the ratios and the targets.
 
 Options (passed through):
-  --rounds N         rounds per figure, median kept (default 3)
-  --seconds S        minimum timed seconds per measurement (default 2)
-  --batch N          batch size (default 128)
-  --threads N        threads on both sides (default 2)
-  --models LIST      mnist-cnn,resnet20
-  --modes LIST       forward,fgsm,train,adv-train
-  --json FILE        write the figures as JSON
-  --markdown FILE    write the figures as a Markdown page (docs/benchmarks.md)
+  --rounds N          rounds per figure, median kept (default 3)
+  --seconds S         minimum timed seconds per measurement (default 2)
+  --batch N           batch size (default 128)
+  --batch1-modes L    modes also measured at batch 1 (default forward,fgsm)
+  --threads N         advml's and tuned PyTorch's threads (default: the cores)
+  --precision P       override advml's default precision (fp32, bf16-autocast, auto)
+  --models LIST       mnist-cnn,resnet20
+  --modes LIST        forward,fgsm,train,adv-train
+  --json FILE         write the figures as JSON
+  --markdown FILE     write the section into a Markdown page (docs/benchmarks.md)
   -h, --help         show this help`,
   async run(argv) {
     const script = `${root}bench/peer-benchmark.ts`;
