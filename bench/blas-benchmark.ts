@@ -10,12 +10,12 @@
  *   node --import tsx bench/blas-benchmark.ts [--seconds 1] [--rounds 3]
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { MemoryFormat } from '../src/index.js';
+import { type MemoryFormat, loadedBlas } from '../src/index.js';
 import { type BenchMode, type BenchModel, measure, workload } from './workloads.js';
 import { median } from './peer-process.js';
 
@@ -37,8 +37,7 @@ const rounds = Number(args.rounds);
 
 /** In the child: which libblas is mapped, and images/s for every case. */
 function child(): void {
-  const maps = readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => /libblas\.so/.test(l));
-  const mapped = [...new Set(maps.map((l) => l.trim().split(/\s+/).pop()))];
+  const mapped = loadedBlas().filter((p) => /libblas\.so/.test(p));
   const figures = CASES.map(([model, mode, batch, format]) => {
     const w = workload(model, mode, batch, 'fp32', format);
     const r = measure(w, batch, seconds, batch === 1 ? 20 : 2).imagesPerSec;

@@ -1,5 +1,5 @@
 /** `advml info`: what the engine was built against and what it can use here. */
-import { buildInfo, cudaDeviceCount, getNumThreads, memory } from '../engine/index.js';
+import { buildInfo, cpuHasBf16, cudaDeviceCount, getNumThreads, loadedBlas, memory, resolvePrecision } from '../engine/index.js';
 import { type Command, parseOptions } from './command.js';
 
 export const info: Command = {
@@ -8,7 +8,8 @@ export const info: Command = {
 
 Prints the libtorch version the native addon was built against, the thread
 count in use (ADVML_NUM_THREADS overrides the default of one per core), the
-CUDA devices libtorch sees and the engine's memory counters.
+CUDA devices libtorch sees, what precision 'auto' means on this CPU, the BLAS
+library libtorch calls, and the engine's memory counters.
 
 Options:
   --json     print one JSON object
@@ -21,6 +22,9 @@ Options:
       libtorch: b.torchVersion,
       threads: getNumThreads(),
       cudaDevices: cudaDeviceCount(),
+      cpuBf16: cpuHasBf16(),
+      autoPrecision: resolvePrecision('auto'),
+      blas: loadedBlas(),
       memory: memory(),
       ...(values.config ? { parallel: b.parallel, config: b.config } : {}),
     };
@@ -30,6 +34,8 @@ Options:
       console.log(`libtorch     ${report.libtorch}`);
       console.log(`threads      ${report.threads}`);
       console.log(`CUDA devices ${report.cudaDevices}`);
+      console.log(`precision    auto = ${report.autoPrecision} (bfloat16 instructions: ${report.cpuBf16 ? 'yes' : 'no'})`);
+      console.log(`BLAS         ${report.blas.join(', ') || 'unknown'}`);
       console.log(`live tensors ${report.memory.liveTensors}`);
       if (values.config) console.log(`\n${b.parallel}\n${b.config}`);
     }

@@ -1,4 +1,5 @@
 /** Process-wide engine settings: threads, seeds, memory counters, devices. */
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { native, type Handle } from './native.js';
 import { Tensor } from './tensor.js';
@@ -89,3 +90,19 @@ export function defaultThreads(): number {
 }
 
 setNumThreads(defaultThreads());
+
+/**
+ * The BLAS libraries this process has mapped (libtorch calls libblas.so.3,
+ * which Debian's alternatives point at OpenBLAS or the slow reference BLAS),
+ * as file paths; empty where /proc is not available.
+ */
+export function loadedBlas(): string[] {
+  let maps = '';
+  try {
+    maps = readFileSync('/proc/self/maps', 'utf8');
+  } catch {
+    return [];
+  }
+  const paths = maps.split('\n').filter((l) => /lib(open)?blas[^/]*\.so/.test(l)).map((l) => l.trim().split(/\s+/).pop() as string);
+  return [...new Set(paths)];
+}

@@ -49,3 +49,9 @@ test('memory counters move with tensors', () => {
   t.dispose();
   assert.equal(E.memory().liveTensors, m0.liveTensors);
 });
+
+test('loadedBlas names the BLAS library libtorch was loaded with', () => {
+  const blas = E.loadedBlas();
+  assert.ok(blas.length > 0, 'libtorch links libblas.so.3, so one is mapped');
+  for (const p of blas) assert.match(p, /^\/.*lib(open)?blas[^/]*\.so/);
+});
