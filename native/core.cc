@@ -7,6 +7,7 @@
 #include <c10/core/GradMode.h>
 #include <torch/version.h>
 
+#include <dlfcn.h>
 #include <malloc.h>
 
 #include <atomic>
@@ -443,6 +444,13 @@ void initCore(Napi::Env env, Napi::Object exports) {
   if (!keep || std::string(keep) != "0") {
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  }
+  // libtorch runs its own thread pool around BLAS calls; OpenBLAS's threads on
+  // top of it oversubscribe the cores (float32 batch-1 passes were 5-7x slower,
+  // docs/benchmarks.md). One OpenBLAS thread unless the user asks otherwise.
+  if (!std::getenv("OPENBLAS_NUM_THREADS")) {
+    using SetThreads = void (*)(int);
+    if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(1);
   }
   defineOp(env, exports, "fromBuffer", fromBuffer);
   defineOp(env, exports, "toBuffer", toBuffer);

@@ -209,6 +209,10 @@ Napi::Value op_squeeze(const Info& info) {
   R(at::squeeze(T(0), I(1)));
 }
 OP(contiguous, T(0).contiguous(memoryFormatAt(info, 1)))
+// A copy laid out exactly in the memory format, size-1 dims included (PyTorch's
+// t.to(memory_format=...)): contiguous() keeps NCHW strides for a [N, 1, H, W]
+// tensor, which then steers convolutions away from channels-last.
+OP(copyInFormat, T(0).to(T(0).options(), false, true, memoryFormatAt(info, 1)))
 OP(cat, at::cat(tensorListAt(info, 0), I(1)))
 OP(stack, at::stack(tensorListAt(info, 0), I(1)))
 OP(narrow, at::narrow(T(0), I(1), I(2), I(3)))
@@ -288,7 +292,7 @@ void initOps(Napi::Env env, Napi::Object exports) {
   REG(batchNorm); REG(dropout); REG(softmax); REG(logSoftmax); REG(crossEntropy); REG(nllLoss);
   REG(mseLoss); REG(klDiv); REG(oneHot);
   REG(reshape); REG(permute); REG(transpose); REG(flatten); REG(unsqueeze); REG(expand);
-  REG(repeat); REG(flip); REG(squeeze); REG(contiguous); REG(cat); REG(stack); REG(narrow);
+  REG(repeat); REG(flip); REG(squeeze); REG(contiguous); REG(copyInFormat); REG(cat); REG(stack); REG(narrow);
   REG(select); REG(slice); REG(indexSelect); REG(gather); REG(scatter); REG(maskedFill);
   REG(maskedSelect); REG(chunk); REG(split);
   REG(toDtype); REG(toDevice); REG(clone); REG(detach);

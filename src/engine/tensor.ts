@@ -261,6 +261,13 @@ export class Tensor implements Tracked {
   flip(dims: number[]): Tensor { return this.op('flip', dims); }
   /** A dense copy in the given memory format, or this data unchanged when already so. */
   contiguous(format: MemoryFormat = 'contiguous'): Tensor { return this.op('contiguous', format === 'channelsLast'); }
+  /**
+   * A copy whose strides are exactly those of `format`, size-1 dimensions
+   * included (PyTorch's t.to(memory_format=...)). Unlike contiguous(), a
+   * [N, 1, H, W] tensor gets channels-last strides, which convolutions read
+   * to choose their output layout.
+   */
+  copyInFormat(format: MemoryFormat): Tensor { return this.op('copyInFormat', format === 'channelsLast'); }
   narrow(dim: number, start: number, length: number): Tensor { return this.op('narrow', dim, start, length); }
   select(dim: number, index: number): Tensor { return this.op('select', dim, index); }
   /** Elements start, start+step, ... before end along dim (Python's x[start:end:step]). */

@@ -138,7 +138,8 @@ export abstract class Module {
     noGrad(() => {
       for (const p of this.parameters()) {
         if (p.rank !== 4) continue;
-        const converted = p.contiguous(format);
+        // Exact strides even for one input channel: the weight's layout decides the convolution's output layout.
+        const converted = p.copyInFormat(format);
         p.setData(converted);
         converted.dispose();
       }

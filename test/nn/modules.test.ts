@@ -123,7 +123,11 @@ test('toMemoryFormat(channelsLast) keeps values and outputs, and parameters stay
   assert.equal(w.sub(m.conv2.weight.detach()).abs().max().item(), 0);
   const after = noGrad(() => m.forward(x.contiguous('channelsLast')));
   assert.ok(after.sub(before).abs().max().item() < 1e-5);
-  for (const t of [x, before, w, after]) t.dispose();
+  // One input channel: the weight [32, 1, 3, 3] counts as contiguous in both layouts, yet its strides steer
+  // the convolution's output layout; toMemoryFormat gives it channels-last strides, so the output follows.
+  const h = noGrad(() => m.conv1.forward(x));
+  assert.ok(h.isContiguous('channelsLast') && !h.isContiguous(), 'conv1 output is channels-last');
+  for (const t of [x, before, w, after, h]) t.dispose();
   m.dispose();
 });
 
