@@ -5,8 +5,9 @@
  *  - PyTorch as its users run it by default: float32, NCHW, PyTorch's own
  *    thread count, glibc's default allocator settings;
  *  - PyTorch with advml's tricks: the same precision as advml for the mode,
- *    channels-last, advml's thread count, and the allocator settings advml
- *    makes at load (glibc's MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_).
+ *    channels-last, advml's thread count, and the settings advml makes at
+ *    load (glibc's MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_, one OpenBLAS
+ *    thread).
  *
  * Same models, batch and modes on every side. Rounds rotate which engine goes
  * first; the median of the rounds is kept.
@@ -26,8 +27,8 @@ import { writeFileAtomicSync } from '../src/io/index.js';
 import { BENCH_MODES, type BenchMode, type BenchModel, MODELS, isTraining, measure, workload } from './workloads.js';
 import { median, startPeer } from './peer-process.js';
 
-/** The allocator settings advml makes at load (native/core.cc), as glibc reads them from the environment. */
-const ALLOCATOR_ENV = { MALLOC_MMAP_THRESHOLD_: String(32 << 20), MALLOC_TRIM_THRESHOLD_: String(1 << 30) };
+/** The process settings advml makes at load (native/core.cc), as glibc and OpenBLAS read them from the environment. */
+const TUNED_ENV = { MALLOC_MMAP_THRESHOLD_: String(32 << 20), MALLOC_TRIM_THRESHOLD_: String(1 << 30), OPENBLAS_NUM_THREADS: '1' };
 
 /** Targets of advml's default against PyTorch's default (attack and evaluation 2.5x, training 1.5x) and against tuned PyTorch (1.0x). */
 const TARGET_VS_DEFAULT = (mode: BenchMode): number => (isTraining(mode) ? 1.5 : 2.5);
@@ -90,7 +91,7 @@ const precisionFor = (mode: BenchMode): ConcretePrecision => resolvePrecision(ov
 
 async function main(): Promise<void> {
   const pyDefault = startPeer(args.python);
-  const pyTuned = startPeer(args.python, ALLOCATOR_ENV);
+  const pyTuned = startPeer(args.python, TUNED_ENV);
   const info = await pyDefault.info;
   await pyTuned.info;
   const rows: Row[] = [];
@@ -169,13 +170,13 @@ batches on every side.
 - **advml** as a user runs it: its own API (\`Classifier\`, \`fgsm()\`, \`AdversarialTrainer\`) with the library's
   defaults: precision \`auto\` for attacks and evaluation (bf16-autocast on this CPU), the training default
   (see [precision](precision.md)), channels-last, ${meta.threads} threads (the machine's cores), glibc keeping freed
-  blocks (mallopt at load).
+  blocks (mallopt at load), one OpenBLAS thread under libtorch's own pool (see [BLAS](#blas)).
 - **PyTorch default**: as its users run it by default: float32, NCHW, eager mode, PyTorch's own thread count
   (${meta.pytorchDefaultThreads} on this machine), glibc's default allocator settings; \`torch.autograd.grad\` for FGSM,
   \`torch.optim.SGD\` (momentum 0.9) for training.
 - **PyTorch tuned**: the same code with advml's settings: the precision column's (\`torch.autocast("cpu",
-  torch.bfloat16)\` around forward passes, loss in float32), channels-last model and batch, ${meta.threads} threads, and
-  glibc's \`MALLOC_MMAP_THRESHOLD_\`/\`MALLOC_TRIM_THRESHOLD_\` set as advml sets them.
+  torch.bfloat16)\` around forward passes, loss in float32), channels-last model and batch, ${meta.threads} threads,
+  glibc's \`MALLOC_MMAP_THRESHOLD_\`/\`MALLOC_TRIM_THRESHOLD_\` set as advml sets them, and \`OPENBLAS_NUM_THREADS=1\`.
 
 Machine: ${meta.machine}. Date: ${meta.date}. PyTorch ${meta.torchVersion} (Debian); advml on libtorch ${meta.advmlLibtorch}.
 

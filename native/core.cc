@@ -446,7 +446,7 @@ void initCore(Napi::Env env, Napi::Object exports) {
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
   }
   // libtorch runs its own thread pool around BLAS calls; OpenBLAS's threads on
-  // top of it oversubscribe the cores (float32 batch-1 passes were 5-7x slower,
+  // top of it oversubscribe the cores (float32 batch-1 passes were 3-7x slower,
   // docs/benchmarks.md). One OpenBLAS thread unless the user asks otherwise.
   if (!std::getenv("OPENBLAS_NUM_THREADS")) {
     using SetThreads = void (*)(int);
