@@ -237,7 +237,10 @@ async function main(): Promise<void> {
     '',
     `- Attacks: the bf16-autocast adversarial accuracy lies inside the fp32 95% interval in **${agreeing} of ${cells}** (method, eps) cells over all models.`,
     `- Training: fp32 and bf16-autocast adversarial training reach overlapping clean and adversarial accuracy intervals on every dataset: **${trainingAgrees ? 'yes' : 'no'}**. ` +
-      `The training default in this build is \`${DEFAULT_TRAINING_PRECISION}\`; attacks and evaluation default to \`${A.DEFAULT_ATTACK_PRECISION}\`.`,
+      `The training default in this build is \`${DEFAULT_TRAINING_PRECISION}\`; attacks and evaluation default to \`${A.DEFAULT_ATTACK_PRECISION}\`.` +
+      (DEFAULT_TRAINING_PRECISION === 'fp32' && trainingAgrees
+        ? ' Each precision is trained once here (one seed), so the comparison carries run-to-run variation as well; training stays fp32 by default until a comparison over several seeds settles it.'
+        : ''),
     '',
   ];
   writeFileAtomicSync(args.markdown, [...head, ...md].join('\n'));
