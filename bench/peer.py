@@ -116,6 +116,20 @@ def make_step(model, mode, x, y, precision="fp32"):
                 loss = F.cross_entropy(fwd(xr), y)
                 (g,) = torch.autograd.grad(loss, xr)
                 (xr.detach() + (eps / 255) * g.sign()).clamp_(0, 1)
+    elif mode == "eval-fgsm":
+        # An evaluation pass as a per-eps library runs it: clean accuracy, then for each eps
+        # an FGSM batch (its own forward and backward pass) and its accuracy.
+        model.eval()
+
+        def step():
+            with torch.no_grad():
+                (fwd(x).argmax(1) == y).float().mean()
+            for eps in (2, 4, 8, 16):
+                xr = x.detach().requires_grad_(True)
+                (g,) = torch.autograd.grad(F.cross_entropy(fwd(xr), y), xr)
+                with torch.no_grad():
+                    adv = (x + (eps / 255) * g.sign()).clamp_(0, 1)
+                    (fwd(adv).argmax(1) == y).float().mean()
     elif mode == "adv-train":
         # One step of the paper's Algorithm 1: k = m/2 step l.l. examples (eps 8) from the current
         # weights in inference mode, then a step on the mixed batch with the normalised loss.

@@ -5,7 +5,7 @@
  * freed at their last use, the input gradient only for attacks, at the
  * precision given (the library's defaults unless the caller overrides them).
  */
-import { type MemoryFormat, type Precision, Generator, noGrad, rand, randint, scope, withPrecision } from '../src/index.js';
+import { type MemoryFormat, type Precision, type Tensor, Generator, noGrad, rand, randint, scope, withPrecision } from '../src/index.js';
 import * as A from '../src/attacks/index.js';
 import { Module } from '../src/nn/index.js';
 import { Classifier, MnistCnn, ResNet } from '../src/models/index.js';
@@ -13,8 +13,10 @@ import { AdversarialTrainer } from '../src/training/index.js';
 import { SGD } from '../src/optim/index.js';
 
 export type BenchModel = 'mnist-cnn' | 'resnet20';
-export type BenchMode = 'forward' | 'fgsm' | 'train' | 'adv-train';
-export const BENCH_MODES: readonly BenchMode[] = ['forward', 'fgsm', 'train', 'adv-train'];
+export type BenchMode = 'forward' | 'fgsm' | 'eval-fgsm' | 'train' | 'adv-train';
+export const BENCH_MODES: readonly BenchMode[] = ['forward', 'fgsm', 'eval-fgsm', 'train', 'adv-train'];
+/** The eps values of the 'eval-fgsm' mode, pixel units. */
+const EVAL_EPS = [2, 4, 8, 16];
 
 export const MODELS: Record<BenchModel, { make: (g: Generator) => Module; shape: number[] }> = {
   'mnist-cnn': { make: (g) => new MnistCnn({ generator: g }), shape: [1, 28, 28] },
@@ -45,6 +47,14 @@ export function workload(modelName: BenchModel, mode: BenchMode, batch: number, 
   } else if (mode === 'fgsm') {
     module.eval();
     step = () => scope(() => void A.fgsm(model, x, { eps: 8, y, precision }));
+  } else if (mode === 'eval-fgsm') {
+    // What evaluate() does per batch: clean accuracy, FGSM at every eps from one gradient (the grid), their accuracies.
+    module.eval();
+    const accuracy = (t: Tensor): number => noGrad(() => withPrecision(precision, () => model.logits(t)).argmax(1).eq(y).to('float32').mean().item());
+    step = () => scope(() => {
+      accuracy(x);
+      for (const adv of A.oneStepGrid(model, x, [A.FGSM], { eps: EVAL_EPS, y, precision }).get('fgsm') as Tensor[]) accuracy(adv);
+    });
   } else {
     // Plain training is Algorithm 1 with k = 0; adv-train takes k = m/2 step l.l. examples at eps 8, lambda 0.3.
     optimizer = new SGD(module.parameters(), 0.01, { momentum: 0.9 });

@@ -25,7 +25,7 @@ Options (passed through):
   --threads N         advml's and tuned PyTorch's threads (default: the cores)
   --precision P       override advml's default precision (fp32, bf16-autocast, auto)
   --models LIST       mnist-cnn,resnet20
-  --modes LIST        forward,fgsm,train,adv-train
+  --modes LIST        forward,fgsm,eval-fgsm,train,adv-train
   --json FILE         write the figures as JSON
   --markdown FILE     write the section into a Markdown page (docs/benchmarks.md)
   -h, --help         show this help`,
