@@ -169,14 +169,20 @@ batches on every side.
 
 - **advml** as a user runs it: its own API (\`Classifier\`, \`fgsm()\`, \`AdversarialTrainer\`) with the library's
   defaults: precision \`auto\` for attacks and evaluation (bf16-autocast on this CPU), the training default
-  (see [precision](precision.md)), channels-last, ${meta.threads} threads (the machine's cores), glibc keeping freed
-  blocks (mallopt at load), one OpenBLAS thread under libtorch's own pool (see [BLAS](#blas)).
+  (see [precision](precision.md)), channels-last, ${meta.threads} threads (the machine's cores), its caching CPU
+  allocator for large blocks and glibc keeping the small ones (see [engine](engine.md#memory)), one OpenBLAS thread
+  under libtorch's own pool (see [BLAS](#blas)), and batch norm folded into the convolutions of a frozen model
+  (inference-mode passes: \`forward\`, \`fgsm\`, \`eval-fgsm\` and the example-making half of \`adv-train\`; see
+  [engine](engine.md#batch-norm-folding)).
 - **PyTorch default**: as its users run it by default: float32, NCHW, eager mode, PyTorch's own thread count
   (${meta.pytorchDefaultThreads} on this machine), glibc's default allocator settings; \`torch.autograd.grad\` for FGSM,
   \`torch.optim.SGD\` (momentum 0.9) for training.
 - **PyTorch tuned**: the same code with advml's settings: the precision column's (\`torch.autocast("cpu",
   torch.bfloat16)\` around forward passes, loss in float32), channels-last model and batch, ${meta.threads} threads,
   glibc's \`MALLOC_MMAP_THRESHOLD_\`/\`MALLOC_TRIM_THRESHOLD_\` set as advml sets them, and \`OPENBLAS_NUM_THREADS=1\`.
+  What PyTorch's eager mode has no setting for stays as PyTorch does it: no caching CPU allocator, batch norm
+  as a layer of its own. Those two and the one-gradient grid are where advml's margin over this column
+  comes from; the kernels are the same libtorch's on both sides.
 
 Machine: ${meta.machine}. Date: ${meta.date}. PyTorch ${meta.torchVersion} (Debian); advml on libtorch ${meta.advmlLibtorch}.
 

@@ -1,4 +1,5 @@
 // Tensor handles, argument readers, data in and out, and process-wide settings.
+#include "allocator.h"
 #include "common.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -304,6 +305,19 @@ Napi::Value device(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), tensorAt(info, 0).device().str());
 }
 
+// The version counter (bumped by every in-place write) and the data address of
+// each tensor: equal stamps mean equal contents unless something wrote behind
+// autograd's back. Caches of values derived from parameters compare them.
+Napi::Value stateStamp(const Napi::CallbackInfo& info) {
+  std::vector<at::Tensor> ts = tensorListAt(info, 0);
+  Napi::Array out = Napi::Array::New(info.Env(), ts.size() * 2);
+  for (size_t i = 0; i < ts.size(); i++) {
+    out.Set(2 * i, Napi::Number::New(info.Env(), static_cast<double>(ts[i]._version())));
+    out.Set(2 * i + 1, Napi::Number::New(info.Env(), static_cast<double>(reinterpret_cast<uintptr_t>(ts[i].data_ptr()))));
+  }
+  return out;
+}
+
 Napi::Value isContiguous(const Napi::CallbackInfo& info) {
   bool channelsLast = !isAbsent(info, 1) && boolAt(info, 1);
   at::Tensor& t = tensorAt(info, 0);
@@ -344,7 +358,16 @@ Napi::Value memory(const Napi::CallbackInfo& info) {
   o.Set("liveTensors", Napi::Number::New(info.Env(), static_cast<double>(liveTensors.load())));
   o.Set("tensorBytes", Napi::Number::New(info.Env(), static_cast<double>(liveBytes.load())));
   o.Set("heapBytes", Napi::Number::New(info.Env(), static_cast<double>(mi.uordblks + mi.hblkhd)));
+  CpuCacheStats cache = cpuCacheStats();
+  o.Set("largeBlockBytes", Napi::Number::New(info.Env(), static_cast<double>(cache.mappedBytes)));
+  o.Set("cachedBytes", Napi::Number::New(info.Env(), static_cast<double>(cache.cachedBytes)));
+  o.Set("cacheLimitBytes", Napi::Number::New(info.Env(), static_cast<double>(cache.limitBytes)));
   return o;
+}
+
+Napi::Value emptyCache(const Napi::CallbackInfo& info) {
+  emptyCpuCache();
+  return info.Env().Undefined();
 }
 
 Napi::Value setNumThreads(const Napi::CallbackInfo& info) {
@@ -438,6 +461,7 @@ Napi::Value buildConfig(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void initCore(Napi::Env env, Napi::Object exports) {
+  installCpuAllocator();
   // Keep large freed blocks inside the process: returning them to the OS after
   // every op made a forward pass up to 30% slower (page faults on reuse).
   const char* keep = std::getenv("ADVML_MALLOC_KEEP");
@@ -459,11 +483,13 @@ void initCore(Napi::Env env, Napi::Object exports) {
   defineOp(env, exports, "dtype", dtype);
   defineOp(env, exports, "device", device);
   defineOp(env, exports, "isContiguous", isContiguous);
+  defineOp(env, exports, "stateStamp", stateStamp);
   defineOp(env, exports, "dispose", dispose);
   defineOp(env, exports, "isDisposed", isDisposed);
   defineOp(env, exports, "disposedHandle", disposedHandle);
   defineOp(env, exports, "toString", toString);
   defineOp(env, exports, "memory", memory);
+  defineOp(env, exports, "emptyCache", emptyCache);
   defineOp(env, exports, "setNumThreads", setNumThreads);
   defineOp(env, exports, "getNumThreads", getNumThreads);
   defineOp(env, exports, "setGradEnabled", setGradEnabled);

@@ -5,6 +5,7 @@
  */
 import { type Generator, type Precision, type Tensor, crossEntropy, enableGrad, grad, lossPrecision, noGrad, scope, tensor, withPrecision } from '../engine/index.js';
 import type { Classifier } from '../models/classifier.js';
+import { withFrozenParameters } from '../nn/index.js';
 
 /** The norm a step or a ball is measured in. */
 export type Norm = 'linf' | 'l2' | 'l1';
@@ -89,7 +90,8 @@ export function inMode<T>(model: Classifier, training: boolean, fn: () => T): T 
   const previous = modules.map((m) => m.training);
   model.module.train(training);
   try {
-    return fn();
+    // Attacks differentiate with respect to the images only, so a frozen model may use folded batch norm.
+    return training ? fn() : withFrozenParameters(fn);
   } finally {
     modules.forEach((m, i) => (m.training = previous[i] as boolean));
   }

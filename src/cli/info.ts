@@ -9,7 +9,7 @@ export const info: Command = {
 Prints the libtorch version the native addon was built against, the thread
 count in use (ADVML_NUM_THREADS overrides the default of one per core), the
 CUDA devices libtorch sees, what precision 'auto' means on this CPU, the BLAS
-library libtorch calls, and the engine's memory counters.
+library libtorch calls, the CPU allocator, and the engine's memory counters.
 
 Options:
   --json     print one JSON object
@@ -36,6 +36,8 @@ Options:
       console.log(`CUDA devices ${report.cudaDevices}`);
       console.log(`precision    auto = ${report.autoPrecision} (bfloat16 instructions: ${report.cpuBf16 ? 'yes' : 'no'})`);
       console.log(`BLAS         ${report.blas.join(', ') || 'unknown'}`);
+      const limit = report.memory.cacheLimitBytes;
+      console.log(`allocator    ${limit ? `caching, keeps up to ${limit / 2 ** 20} MiB of freed large blocks (ADVML_CPU_CACHE_MB)` : "libtorch's default (ADVML_CPU_CACHE_MB=0)"}`);
       console.log(`live tensors ${report.memory.liveTensors}`);
       if (values.config) console.log(`\n${b.parallel}\n${b.config}`);
     }

@@ -43,7 +43,7 @@ export type OpName =
   'indexSelect' | 'isContiguous' | 'isDisposed' | 'isGradEnabled' | 'isLeaf' | 'isfinite' | 'isnan' | 'item' |
   'klDiv' | 'le' | 'leakyRelu' | 'lerp_' | 'linear' | 'linspace' | 'log' | 'logSoftmax' | 'logicalAnd' |
   'logicalNot' | 'logicalOr' | 'logsumexp' | 'lt' | 'manualSeed' | 'setAutocast' | 'maskedFill' | 'maskedSelect' | 'matmul' |
-  'maximum' | 'mean' | 'memory' | 'minimum' | 'mseLoss' | 'mul' | 'mul_' | 'multinomial' | 'narrow' | 'ne' |
+  'maximum' | 'mean' | 'memory' | 'emptyCache' | 'stateStamp' | 'minimum' | 'mseLoss' | 'mul' | 'mul_' | 'multinomial' | 'narrow' | 'ne' |
   'neg' | 'newGenerator' | 'nllLoss' | 'norm' | 'normal_' | 'oneHot' | 'ones' | 'onesLike' | 'permute' | 'pow' |
   'rand' | 'randint' | 'randn' | 'randperm' | 'reciprocal' | 'relu' | 'remainder' | 'repeat' | 'requiresGrad' |
   'reshape' | 'round' | 'rsqrt' | 'scatter' | 'select' | 'setData' | 'setGeneratorState' | 'setGrad' |
@@ -75,6 +75,12 @@ function findAddon(): string {
 }
 
 const require = createRequire(import.meta.url);
+
+// Read by the addon as it loads (native/allocator.cc), so checked before it does.
+const cacheMb = process.env.ADVML_CPU_CACHE_MB;
+if (cacheMb !== undefined && cacheMb !== '' && !/^[0-9]+$/.test(cacheMb)) {
+  throw new Error(`ADVML_CPU_CACHE_MB must be a whole number of MiB (0 turns the caching CPU allocator off), got '${cacheMb}'`);
+}
 
 /** The loaded addon. */
 export const native = require(findAddon()) as NativeModule;

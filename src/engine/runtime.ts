@@ -48,12 +48,35 @@ export interface MemoryInfo {
   liveTensors: number;
   /** Bytes of storage those handles reference (a storage shared by views counts once per handle). */
   tensorBytes: number;
-  /** Bytes the native heap (malloc) holds in use: libtorch's buffers and everything else native. */
+  /** Bytes the native heap (malloc) holds in use: small tensors and everything else native. */
   heapBytes: number;
+  /**
+   * Bytes of large CPU tensor blocks (256 KiB and up) the caching allocator has
+   * mapped, in use or cached (docs/engine.md, "Memory").
+   */
+  largeBlockBytes: number;
+  /** Of those, free blocks kept for reuse. */
+  cachedBytes: number;
+  /** The most the cache keeps (ADVML_CPU_CACHE_MB; 0 when the caching allocator is off). */
+  cacheLimitBytes: number;
 }
 
 export function memory(): MemoryInfo {
   return native.memory() as MemoryInfo;
+}
+
+/** Returns the CPU allocator's cached free blocks to the system (tensors in use are untouched). */
+export function emptyCache(): void {
+  native.emptyCache();
+}
+
+/**
+ * @internal Each tensor's version counter (bumped by in-place writes) and data
+ * address, two numbers per tensor: caches of values derived from parameters
+ * compare stamps to know when to recompute.
+ */
+export function stateStamp(tensors: Tensor[]): number[] {
+  return native.stateStamp(tensors.map((t) => t.handle)) as number[];
 }
 
 /** Number of CUDA devices libtorch sees (0 for a CPU-only build). */

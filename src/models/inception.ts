@@ -25,7 +25,7 @@
 import { type Generator, type Tensor, avgPool2d, cat, maxPool2d, noGrad, randn, scope, where } from '../engine/index.js';
 import {
   type ActivationName, type ActivationOptions, AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Linear, Module, activate,
-  consume,
+  consume, convBn,
 } from '../nn/index.js';
 
 type Pair = number | [number, number];
@@ -109,9 +109,7 @@ export class BasicConv2d extends Module {
 
   /** act(bn(conv(x))); `x` is not freed. */
   forward(x: Tensor): Tensor {
-    let h = this.conv.forward(x);
-    h = consume(h, (t) => this.bn.forward(t));
-    return consume(h, (t) => activate(t, this.act.name, this.act.opts));
+    return consume(convBn(this.conv, this.bn, x), (t) => activate(t, this.act.name, this.act.opts));
   }
 }
 

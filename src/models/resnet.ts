@@ -8,7 +8,7 @@
 import { type Generator, type Tensor } from '../engine/index.js';
 import {
   type ActivationName, type ActivationOptions, AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, Module, Sequential,
-  activate, consume, init,
+  activate, consume, convBn, init,
 } from '../nn/index.js';
 
 export interface ResNetOptions {
@@ -48,11 +48,9 @@ export class BasicBlock extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    let h = this.conv1.forward(x);
-    h = consume(h, (t) => this.bn1.forward(t));
+    let h = convBn(this.conv1, this.bn1, x);
     h = consume(h, (t) => activate(t, this.act.name, this.act.opts));
-    h = consume(h, (t) => this.conv2.forward(t));
-    h = consume(h, (t) => this.bn2.forward(t));
+    h = consume(h, (t) => convBn(this.conv2, this.bn2, t));
     const shortcut = this.downsample ? this.downsample.forward(x) : x;
     h = consume(h, (t) => t.add(shortcut));
     if (shortcut !== x) shortcut.dispose();
@@ -95,8 +93,7 @@ export class ResNet extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    let h = this.conv1.forward(x);
-    h = consume(h, (t) => this.bn1.forward(t));
+    let h = convBn(this.conv1, this.bn1, x);
     h = consume(h, (t) => activate(t, this.act.name, this.act.opts));
     h = consume(h, (t) => this.layer1.forward(t));
     h = consume(h, (t) => this.layer2.forward(t));

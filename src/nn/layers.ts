@@ -8,6 +8,7 @@ import {
 } from '../engine/index.js';
 import { Module } from './module.js';
 import { torchDefaultWeight_, uniform_ } from './init.js';
+import { convBn, forgetFolded } from './fold.js';
 
 type Pair = number | [number, number];
 
@@ -120,6 +121,10 @@ export class BatchNorm2d extends Module {
     this.numBatchesTracked = this.registerBuffer('num_batches_tracked', scalar(0, { dtype: 'int64' }));
   }
 
+  protected override releaseCaches(): void {
+    forgetFolded(this);
+  }
+
   /**
    * Sums per-channel statistics over data-parallel replicas, differentiably
    * (set by distributed's syncBatchNorm). When set, training-mode batches are
@@ -129,7 +134,11 @@ export class BatchNorm2d extends Module {
   reduceStatistics?: (stats: Tensor) => Tensor;
 
   forward(x: Tensor): Tensor {
-    if (this.training) this.numBatchesTracked.add_(1);
+    if (this.training) {
+      this.numBatchesTracked.add_(1);
+      // The running statistics change without a version bump (libtorch writes them inside the kernel).
+      forgetFolded(this);
+    }
     if (this.training && this.reduceStatistics) return this.globalBatchForward(x, this.reduceStatistics);
     return batchNorm(x, {
       weight: this.weight,
@@ -256,8 +265,13 @@ export class Sequential extends Module {
 
   forward(x: Tensor): Tensor {
     let out = x;
-    for (const layer of this.layers) {
-      const next = layer.forward(out);
+    for (let i = 0; i < this.layers.length; i++) {
+      const layer = this.layers[i] as Module;
+      const after = this.layers[i + 1];
+      // A convolution followed by batch norm runs as one (folded when the model is frozen).
+      const fused = layer instanceof Conv2d && after instanceof BatchNorm2d;
+      const next = fused ? convBn(layer, after, out) : layer.forward(out);
+      if (fused) i++;
       if (out !== x && next !== out) out.dispose();
       out = next;
     }

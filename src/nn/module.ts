@@ -176,8 +176,12 @@ export abstract class Module {
 
   /** Frees every parameter and buffer; the module cannot be used afterwards. */
   dispose(): void {
+    for (const m of this.modules()) m.releaseCaches();
     for (const [, t] of this.stateDict()) t.dispose();
   }
+
+  /** Frees tensors a module derived from its parameters (batch norm's folded filters). */
+  protected releaseCaches(): void {}
 }
 
 /**

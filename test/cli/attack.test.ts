@@ -91,6 +91,18 @@ test('advml --help lists the commands and each command has --help', () => {
   assert.match(u.stderr, /unknown command 'frobnicate'/);
 });
 
+test('advml info names the CPU allocator, and ADVML_CPU_CACHE_MB sets it', () => {
+  const r = runCli(['info']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^allocator +caching, keeps up to 1024 MiB of freed large blocks/m);
+  const off = runCli(['info', '--json'], { env: { ADVML_CPU_CACHE_MB: '0' } });
+  assert.equal(off.status, 0, off.stderr);
+  assert.equal((JSON.parse(off.stdout) as { memory: { cacheLimitBytes: number } }).memory.cacheLimitBytes, 0);
+  const bad = runCli(['info'], { env: { ADVML_CPU_CACHE_MB: 'lots' } });
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /ADVML_CPU_CACHE_MB must be a whole number of MiB/);
+});
+
 test('advml attack reads a folder of images (one sub-folder per class) for a 3-channel model', async () => {
   const { encodePng, saveCheckpointSync } = await import('../../src/io/index.js');
   const { buildClassifier, specJson } = await import('../../src/models/index.js');

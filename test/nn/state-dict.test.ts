@@ -13,6 +13,9 @@ import { hasTorch, runPython } from '../helpers/python.js';
 const script = fileURLToPath(new URL('./state_dict_ref.py', import.meta.url));
 
 const maxAbsDiff = (a: Tensor, b: Tensor): number => scope(() => a.sub(b).abs().max().item());
+// Relative to the reference's largest logit: in inference mode batch norm is folded into the
+// convolutions, which rounds differently from PyTorch's separate layers (float64 here).
+const relDiff = (a: Tensor, b: Tensor): number => maxAbsDiff(a, b) / Math.max(1, scope(() => b.abs().max().item()));
 
 const cases: [string, () => Module, number[]][] = [
   ['mnist-cnn', () => new MnistCnn({ generator: new Generator(11) }), [3, 1, 28, 28]],
@@ -35,7 +38,7 @@ for (const [name, make, shape] of cases) {
       const out = loadSafetensorsSync(join(dir, 'out.safetensors')).tensors;
 
       const ours = noGrad(() => model.forward(x));
-      assert.ok(maxAbsDiff(ours, out.get('logits') as Tensor) < 1e-10, 'logits differ from PyTorch on the same weights');
+      assert.ok(relDiff(ours, out.get('logits') as Tensor) < 1e-12, 'logits differ from PyTorch on the same weights');
 
       // Back: PyTorch's transformed state dict loads into advml, values and logits match.
       const back = new Map([...out].filter(([k]) => k.startsWith('state.')).map(([k, v]) => [k.slice(6), v]));
@@ -44,7 +47,7 @@ for (const [name, make, shape] of cases) {
       model.loadStateDict(back);
       for (const [k, v] of model.stateDict()) assert.equal(maxAbsDiff(v.detach(), expected.get(k) as Tensor), 0, `${k} after loading PyTorch's state dict`);
       const ours2 = noGrad(() => model.forward(x));
-      assert.ok(maxAbsDiff(ours2, out.get('logits_transformed') as Tensor) < 1e-10, 'logits after the round trip differ');
+      assert.ok(relDiff(ours2, out.get('logits_transformed') as Tensor) < 1e-12, 'logits after the round trip differ');
       assert.ok(maxAbsDiff(ours2, ours) > 1e-3, 'the transformation changed nothing: the check above would be vacuous');
       model.dispose();
     } finally {
