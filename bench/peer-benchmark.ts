@@ -171,9 +171,9 @@ batches on every side.
   defaults: precision \`auto\` for attacks and evaluation (bf16-autocast on this CPU), the training default
   (see [precision](precision.md)), channels-last, ${meta.threads} threads (the machine's cores), its caching CPU
   allocator for large blocks and glibc keeping the small ones (see [engine](engine.md#memory)), one OpenBLAS thread
-  under libtorch's own pool (see [BLAS](#blas)), and batch norm folded into the convolutions of a frozen model
-  (inference-mode passes: \`forward\`, \`fgsm\`, \`eval-fgsm\` and the example-making half of \`adv-train\`; see
-  [engine](engine.md#batch-norm-folding)).
+  under libtorch's own pool (see [BLAS](#blas)), and, for a frozen model (\`forward\`, \`fgsm\`, \`eval-fgsm\` and
+  the example-making half of \`adv-train\`), batch norm folded into the convolutions and bfloat16 weights cast once
+  (see [engine](engine.md#frozen-models-batch-norm-folded-weights-cast-once)).
 - **PyTorch default**: as its users run it by default: float32, NCHW, eager mode, PyTorch's own thread count
   (${meta.pytorchDefaultThreads} on this machine), glibc's default allocator settings; \`torch.autograd.grad\` for FGSM,
   \`torch.optim.SGD\` (momentum 0.9) for training.
@@ -181,8 +181,8 @@ batches on every side.
   torch.bfloat16)\` around forward passes, loss in float32), channels-last model and batch, ${meta.threads} threads,
   glibc's \`MALLOC_MMAP_THRESHOLD_\`/\`MALLOC_TRIM_THRESHOLD_\` set as advml sets them, and \`OPENBLAS_NUM_THREADS=1\`.
   What PyTorch's eager mode has no setting for stays as PyTorch does it: no caching CPU allocator, batch norm
-  as a layer of its own. Those two and the one-gradient grid are where advml's margin over this column
-  comes from; the kernels are the same libtorch's on both sides.
+  as a layer of its own, weights cast at every autocast region. Those and the one-gradient grid are where
+  advml's margin over this column comes from; the kernels are the same libtorch's on both sides.
 
 Machine: ${meta.machine}. Date: ${meta.date}. PyTorch ${meta.torchVersion} (Debian); advml on libtorch ${meta.advmlLibtorch}.
 

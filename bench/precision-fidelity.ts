@@ -9,11 +9,14 @@
  *  2. attacks: a plainly trained model per dataset evaluated by every one-step
  *     and iterative method at each eps, once at fp32 and once at bf16-autocast,
  *     on the same images with the same seeds;
- *  3. the same for the imported ImageNet ResNet50 on views of Debian's photos
+ *  3. the same for a ResNet-8 on Fashion-MNIST, whose batch norm is folded
+ *     into its convolutions in these passes (docs/engine.md);
+ *  4. the same for the imported ImageNet ResNet50 on views of Debian's photos
  *     (labels: its fp32 predictions, since the photos carry no ImageNet labels).
  *
  *   node --import tsx bench/precision-fidelity.ts [--datasets mnist,fashion-mnist]
- *        [--eval-images 1000] [--resnet50-views 32] [--markdown docs/precision.md]
+ *        [--eval-images 1000] [--bn-model fashion-mnist|none] [--resnet50-views 32]
+ *        [--markdown docs/precision.md]
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -24,7 +27,7 @@ import * as A from '../src/attacks/index.js';
 import { type Dataset, TensorDataset, centerCrop, horizontalFlip, loadFashionMnist, loadMnist, openImageFolder, resize } from '../src/data/index.js';
 import { type Cell, type EvalResult, type Interval, evaluate, overlaps } from '../src/evaluation/index.js';
 import { writeFileAtomicSync } from '../src/io/index.js';
-import { type Classifier, buildClassifier } from '../src/models/index.js';
+import { type Classifier, type ModelSpec, buildClassifier } from '../src/models/index.js';
 import { DEFAULT_TRAINING_PRECISION, PRESETS, type Preset, runTraining } from '../src/training/index.js';
 
 const PRECISIONS: ConcretePrecision[] = ['fp32', 'bf16-autocast'];
@@ -36,6 +39,7 @@ const { values: args } = parseArgs({
     datasets: { type: 'string', default: 'mnist,fashion-mnist' },
     'eval-images': { type: 'string', default: '1000' },
     'resnet50-views': { type: 'string', default: '32' },
+    'bn-model': { type: 'string', default: 'fashion-mnist' },
     markdown: { type: 'string', default: 'docs/precision.md' },
   },
   strict: true,
@@ -46,6 +50,10 @@ if (!Number.isInteger(evalImages) || evalImages < 1) throw new Error(`--eval-ima
 if (!Number.isInteger(resnetViews) || resnetViews < 0) throw new Error(`--resnet50-views must be a non-negative integer, got '${args['resnet50-views']}'`);
 const datasets = args.datasets.split(',').filter(Boolean) as ('mnist' | 'fashion-mnist')[];
 for (const d of datasets) if (d !== 'mnist' && d !== 'fashion-mnist') throw new Error(`--datasets: unknown dataset '${d}'`);
+if (!['none', 'mnist', 'fashion-mnist'].includes(args['bn-model'])) throw new Error(`--bn-model: expected mnist, fashion-mnist or none, got '${args['bn-model']}'`);
+const bnDataset = args['bn-model'] as 'none' | 'mnist' | 'fashion-mnist';
+/** The batch-norm model: a ResNet-8 (6n + 2 with n = 1) for 28x28 grey images. */
+const BN_SPEC: ModelSpec = { architecture: 'resnet', options: { depth: 8, seed: 1 }, classifier: { classes: 10, inputShape: [1, 28, 28], inputRange: [0, 1] } };
 
 const pct = (v: number): string => (v * 100).toFixed(1);
 const ci = (i: Interval): string => `${pct(i.value)} ± ${pct(i.halfWidth)}`;
@@ -55,8 +63,9 @@ function load(d: 'mnist' | 'fashion-mnist', split: 'train' | 'test', limit?: num
   return TensorDataset.from((d === 'mnist' ? loadMnist : loadFashionMnist)(split, { limit }));
 }
 
-async function train(d: 'mnist' | 'fashion-mnist', trainSet: Dataset, adversarial: boolean, precision: ConcretePrecision): Promise<{ model: Classifier; seconds: number; config: Preset['config'] }> {
+async function train(d: 'mnist' | 'fashion-mnist', trainSet: Dataset, adversarial: boolean, precision: ConcretePrecision, spec?: ModelSpec): Promise<{ model: Classifier; seconds: number; config: Preset['config'] }> {
   const p = JSON.parse(JSON.stringify(PRESETS[d])) as Preset;
+  if (spec) p.spec = spec;
   p.config.checkpointEvery = 0;
   p.config.precision = precision;
   if (!adversarial) p.config.adversarial.adversarial = 0;
@@ -193,6 +202,29 @@ async function main(): Promise<void> {
     } finally {
       trainSet.dispose();
       testSet.dispose();
+      evalSet.dispose();
+    }
+  }
+  if (bnDataset !== 'none') {
+    const name = bnDataset === 'mnist' ? 'MNIST' : 'Fashion-MNIST';
+    const preset = PRESETS[bnDataset] as Preset;
+    const trainSet = load(bnDataset, 'train');
+    const evalSet = load(bnDataset, 'test', evalImages);
+    try {
+      log(`${bnDataset}: ResNet-8 plain training at fp32`);
+      const plain = await train(bnDataset, trainSet, false, 'fp32', BN_SPEC);
+      log(`${bnDataset}: ResNet-8 attacks`);
+      const a = await attackSection(plain.model, evalSet, preset.evalEps, methods, 256);
+      plain.model.dispose();
+      cells += a.rows.length;
+      agreeing += a.rows.filter((r) => r.agree).length;
+      md.push(`## ${name}, ResNet-8 with batch norm`, '',
+        `A ResNet-8 (a 3x3 stem and three basic blocks, batch norm after every convolution; src/models/resnet.ts) trained without adversarial examples at fp32 ` +
+        `(the ${bnDataset} preset's optimizer, ${preset.config.epochs} epoch(s), ${plain.seconds.toFixed(0)} s), then attacked as above. The model is frozen in these passes, so ` +
+        'batch norm runs folded into the convolutions at both precisions and the bfloat16 filters are cast once (docs/engine.md).', '', ...a.md, '');
+      json.bnModel = { dataset: bnDataset, spec: BN_SPEC, attacks: a.rows, clean: a.clean };
+    } finally {
+      trainSet.dispose();
       evalSet.dispose();
     }
   }

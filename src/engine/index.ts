@@ -9,4 +9,4 @@ export {
   setNumThreads, getNumThreads, manualSeed, globalGeneratorState, setGlobalGeneratorState, memory, emptyCache, stateStamp, cudaAvailable, cudaDeviceCount, buildInfo, defaultThreads, loadedBlas,
   type MemoryInfo, type BuildInfo,
 } from './runtime.js';
-export { type ConcretePrecision, type DeviceKind, type Precision, PRECISIONS, checkPrecision, choosePrecision, cpuHasBf16, cpuinfoHasBf16, lossPrecision, resolvePrecision, withPrecision } from './precision.js';
+export { type ConcretePrecision, type DeviceKind, type Precision, PRECISIONS, autocastDtype, checkPrecision, choosePrecision, cpuHasBf16, cpuinfoHasBf16, lossPrecision, resolvePrecision, withPrecision } from './precision.js';

@@ -67,6 +67,16 @@ function deviceKind(device: string): DeviceKind {
 }
 
 let depth = 0;
+/** Open bf16 regions per device kind (a region is for one kind). */
+const open: Record<DeviceKind, number> = { cpu: 0, cuda: 0 };
+
+/**
+ * The dtype autocast computes in for tensors on `device` inside the current
+ * withPrecision() region: 'bfloat16', or null where no such region is open.
+ */
+export function autocastDtype(device = 'cpu'): 'bfloat16' | null {
+  return open[deviceKind(device)] > 0 ? 'bfloat16' : null;
+}
 
 /**
  * Runs `fn` at precision `p` (synchronously) for work on `device` (default
@@ -74,15 +84,18 @@ let depth = 0;
  */
 export function withPrecision<T>(p: Precision, fn: () => T, device = 'cpu'): T {
   if (resolvePrecision(p, device) === 'fp32') return fn();
-  const cuda = deviceKind(device) === 'cuda';
+  const kind = deviceKind(device);
+  const cuda = kind === 'cuda';
   const [wasOn, wasDtype] = native.setAutocast(true, dtypeCode('bfloat16'), false, cuda) as [boolean, number];
   depth++;
+  open[kind]++;
   try {
     const result = fn();
     if (result instanceof Promise) throw new Error('withPrecision: fn must be synchronous');
     return result;
   } finally {
     depth--;
+    open[kind]--;
     native.setAutocast(wasOn, dtypeCode(dtypeName(wasDtype)), depth === 0, cuda);
   }
 }

@@ -8,16 +8,15 @@
  * input-gradient pass that attacks run (docs/engine.md, "Batch-norm folding").
  *
  * The folded filters are made without gradients, so they are used only where
- * no parameter gradient can be asked for: with gradients off, or inside
- * `withFrozenParameters()` (attacks differentiate with respect to the images
- * only). They are cached per batch-norm layer and made again when one of the
- * tensors they come from changes (its version counter or its storage), or
- * when a training-mode pass updates the running statistics.
+ * parameters are frozen (frozen.ts). They are cached per batch-norm layer and
+ * made again when one of the tensors they come from changes, or when a
+ * training-mode pass updates the running statistics (libtorch writes those
+ * without a version bump).
  */
-import { type Tensor, conv2d, isGradEnabled, noGrad, scope, stateStamp } from '../engine/index.js';
+import { type Tensor, autocastDtype, conv2d } from '../engine/index.js';
+import { derived, forgetDerived, parametersFrozen } from './frozen.js';
 import type { BatchNorm2d, Conv2d } from './layers.js';
 
-let frozenDepth = 0;
 let foldingOn = foldingFromEnv(process.env.ADVML_FOLD_BN);
 
 function foldingFromEnv(v: string | undefined): boolean {
@@ -33,68 +32,67 @@ export function setBatchNormFolding(on: boolean): boolean {
   return previous;
 }
 
-/**
- * Runs `fn` promising that no gradient with respect to a parameter is taken
- * inside it (gradients with respect to inputs still are), so inference-mode
- * layers may use folded, gradient-free copies of their parameters.
- */
-export function withFrozenParameters<T>(fn: () => T): T {
-  frozenDepth++;
-  try {
-    return fn();
-  } finally {
-    frozenDepth--;
-  }
-}
-
-interface Folded {
-  conv: Conv2d;
-  stamp: number[];
+/** The parameters of a convolution, as folding needs them. */
+export interface ConvParameters {
   weight: Tensor;
-  bias: Tensor;
+  bias: Tensor | null;
 }
 
-const cache = new WeakMap<BatchNorm2d, Folded>();
+/** The parameters and statistics of an inference-mode batch norm over the convolution's output channels. */
+export interface BatchNormParameters {
+  weight: Tensor | null;
+  bias: Tensor | null;
+  runningMean: Tensor;
+  runningVar: Tensor;
+  eps: number;
+}
+
+/** True where a batch norm (in training mode or not) may be folded now: folding is on, the layer infers, parameters are frozen. */
+export function foldingApplies(batchNormTraining: boolean): boolean {
+  return foldingOn && !batchNormTraining && parametersFrozen();
+}
+
+/**
+ * The filters and bias of `conv` followed by `bn`, cached under `owner` (the
+ * batch-norm layer) and cast to the autocast dtype inside a bf16 region, as
+ * autocast would cast them at every call.
+ */
+export function foldedParameters(owner: object, conv: ConvParameters, bn: BatchNormParameters): [Tensor, Tensor] {
+  const sources = [conv.weight, conv.bias, bn.weight, bn.bias, bn.runningMean, bn.runningVar].filter((t): t is Tensor => t !== null);
+  const dtype = conv.weight.dtype === 'float32' ? autocastDtype(conv.weight.device) : null;
+  return derived(owner, `folded:${dtype ?? conv.weight.dtype}`, sources, () => {
+    const [w, b] = fold(conv, bn);
+    return dtype ? [w.to(dtype), b.to(dtype)] : [w, b];
+  }) as [Tensor, Tensor];
+}
 
 /** bn(conv(x)), with the two folded into one convolution when the model is frozen and in inference mode. */
 export function convBn(conv: Conv2d, bn: BatchNorm2d, x: Tensor): Tensor {
-  const foldable = foldingOn && !bn.training && (frozenDepth > 0 || !isGradEnabled()) && bn.numFeatures === conv.outChannels;
-  if (!foldable) {
+  if (!foldingApplies(bn.training) || bn.numFeatures !== conv.outChannels) {
     const h = conv.forward(x);
     const out = bn.forward(h);
     h.dispose();
     return out;
   }
-  const f = folded(conv, bn);
-  return conv2d(x, f.weight, f.bias, conv.opts);
+  const [weight, bias] = foldedParameters(bn, conv, {
+    weight: bn.weight, bias: bn.bias, runningMean: bn.runningMean, runningVar: bn.runningVar, eps: bn.opts.eps ?? 1e-5,
+  });
+  return conv2d(x, weight, bias, conv.opts);
 }
 
 /** Drops `bn`'s folded filters (its running statistics changed, or it is being freed). */
-export function forgetFolded(bn: BatchNorm2d): void {
-  const hit = cache.get(bn);
-  if (!hit) return;
-  hit.weight.dispose();
-  hit.bias.dispose();
-  cache.delete(bn);
+export function forgetFolded(bn: object): void {
+  forgetDerived(bn);
 }
 
-function folded(conv: Conv2d, bn: BatchNorm2d): Folded {
-  const sources = [conv.weight, conv.bias, bn.weight, bn.bias, bn.runningMean, bn.runningVar].filter((t): t is Tensor => t !== null);
-  const stamp = stateStamp(sources);
-  const hit = cache.get(bn);
-  if (hit && hit.conv === conv && hit.stamp.every((v, i) => v === stamp[i])) return hit;
-  forgetFolded(bn);
-  const { weight, bias } = noGrad(() => scope(() => {
-    const shape = [conv.outChannels, 1, 1, 1];
-    let s = bn.runningVar.add(bn.opts.eps ?? 1e-5).rsqrt();
-    if (bn.weight) s = s.mul(bn.weight);
-    // clone() keeps the filters' exact strides: channels-last filters stay channels-last.
-    const w = conv.weight.detach().clone().mul_(s.reshape(shape));
-    let b = (conv.bias ? conv.bias.sub(bn.runningMean) : bn.runningMean.neg()).mul(s);
-    if (bn.bias) b = b.add(bn.bias);
-    return { weight: w.keep(), bias: b.keep() };
-  }));
-  const entry = { conv, stamp, weight, bias };
-  cache.set(bn, entry);
-  return entry;
+/** W' = s W and b' = s (b - mean) + beta with s = gamma / sqrt(var + eps), in the parameters' dtype. */
+function fold(conv: ConvParameters, bn: BatchNormParameters): [Tensor, Tensor] {
+  const out = conv.weight.shape[0] as number;
+  let s = bn.runningVar.add(bn.eps).rsqrt();
+  if (bn.weight) s = s.mul(bn.weight);
+  // clone() keeps the filters' exact strides: channels-last filters stay channels-last.
+  const w = conv.weight.detach().clone().mul_(s.reshape([out, 1, 1, 1]));
+  let b = (conv.bias ? conv.bias.sub(bn.runningMean) : bn.runningMean.neg()).mul(s);
+  if (bn.bias) b = b.add(bn.bias);
+  return [w, b];
 }

@@ -9,6 +9,7 @@ import {
 import { Module } from './module.js';
 import { torchDefaultWeight_, uniform_ } from './init.js';
 import { convBn, forgetFolded } from './fold.js';
+import { autocastParameters, forgetDerived } from './frozen.js';
 
 type Pair = number | [number, number];
 
@@ -56,7 +57,12 @@ export class Conv2d extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return conv2d(x, this.weight, this.bias, this.opts);
+    const [weight, bias] = autocastParameters(this, this.weight, this.bias);
+    return conv2d(x, weight, bias, this.opts);
+  }
+
+  protected override releaseCaches(): void {
+    forgetDerived(this);
   }
 }
 
@@ -79,7 +85,12 @@ export class Linear extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return linear(x, this.weight, this.bias);
+    const [weight, bias] = autocastParameters(this, this.weight, this.bias);
+    return linear(x, weight, bias);
+  }
+
+  protected override releaseCaches(): void {
+    forgetDerived(this);
   }
 }
 

@@ -11,11 +11,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, unlinkSync, truncateSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Generator, type Tensor, memory, noGrad, rand, scope, tensor } from '../../src/index.js';
+import { Generator, type Tensor, grad, memory, noGrad, rand, scope, tensor } from '../../src/index.js';
 import { tfjs } from '../../src/io/index.js';
 import { MnistCnn, ResNet } from '../../src/models/index.js';
 import {
   Activation, AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, type Module, Sequential,
+  withFrozenParameters,
 } from '../../src/nn/index.js';
 import { rng, uniformArray } from '../helpers/assert.js';
 import { type Tfjs, loadTfjs, tfjsLoadDir, tfjsMissing, tfjsSaveDir } from './tfjs-reference.js';
@@ -121,6 +122,48 @@ test('import: a functional TensorFlow.js model with every supported layer kind g
     tf.dispose([tfx]);
     model.dispose();
     logitsModel.dispose();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('import: a convolution whose only consumer is batch norm runs folded in inference passes, matching TensorFlow.js', { skip: skipTf }, async () => {
+  const tf = await loadTfjs();
+  const dir = tmp();
+  try {
+    const L = tf.layers;
+    const inp = tf.input({ shape: [12, 10, 3], name: 'image' });
+    const a = L.conv2d({ filters: 6, kernelSize: 3, padding: 'same', name: 'conv_a' }).apply(inp) as TfSym;
+    const an = L.reLU({ name: 'relu_a' }).apply(L.batchNormalization({ name: 'bn_a' }).apply(a) as TfSym) as TfSym;
+    // conv_b feeds its batch norm and the sum: it cannot fold.
+    const b = L.conv2d({ filters: 6, kernelSize: 3, padding: 'same', useBias: false, name: 'conv_b' }).apply(an) as TfSym;
+    const bn = L.batchNormalization({ name: 'bn_b', epsilon: 0.01 }).apply(b) as TfSym;
+    const sum = L.add({ name: 'sum' }).apply([bn, b]) as TfSym;
+    const out = L.dense({ units: 4, name: 'logits' }).apply(L.globalAveragePooling2d({ name: 'gap' }).apply(sum) as TfSym) as TfSym;
+    const ref = tf.model({ inputs: inp, outputs: out, name: 'folding' });
+    randomiseBatchNorm(tf, ref);
+    await tfjsSaveDir(ref, dir);
+    const start = memory().liveTensors;
+    const model = loadLayersModel(join(dir, 'model.json'));
+    const { tfx, x } = images(tf, 3, 12, 10, 3, 5);
+    const expected = tfPredict(tf, ref, tfx);
+    const before = memory().liveTensors;
+    const got = noGrad(() => model.forward(x));
+    assert.equal(memory().liveTensors, before + 3, 'the output, and the folded filters and bias of conv_a + bn_a (only)');
+    const d = maxAbsDiff(got, expected);
+    assert.ok(d < 1e-5, `folded outputs differ from TensorFlow.js by ${d}`);
+    // The input gradient of a frozen pass (folded) equals that of a pass with gradients everywhere (not folded).
+    const inputGradient = (): Tensor => scope(() => {
+      const xr = x.detach().requiresGrad_();
+      return grad(model.forward(xr).select(1, 1).sum(), xr)[0] as Tensor;
+    });
+    const frozen = withFrozenParameters(inputGradient);
+    const plain = inputGradient();
+    assert.ok(maxAbsDiff(frozen, plain) < 1e-5 * Math.max(1, scope(() => plain.abs().max().item())));
+    tf.dispose([tfx]);
+    model.dispose();
+    for (const t of [got, expected, x, frozen, plain]) t.dispose();
+    assert.equal(memory().liveTensors, start, 'dispose freed the folded filters too');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -4,8 +4,8 @@
  * has run.
  */
 import type { Tensor } from '../../engine/index.js';
-import { Module } from '../../nn/index.js';
-import type { KerasLayer, KerasShape } from './layers.js';
+import { Module, foldingApplies } from '../../nn/index.js';
+import { KerasBatchNormalization, KerasConv2D, type KerasLayer, type KerasShape } from './layers.js';
 
 /** @internal One call of a layer: its inputs are the outputs of earlier nodes. */
 export interface GraphNode {
@@ -50,6 +50,8 @@ export class LayersModel extends Module {
   private readonly inputId: string;
   private readonly outputIds: string[];
   private readonly uses: Map<string, number>;
+  /** Convolution nodes whose only consumer is a batch norm, with that batch norm's node (foldable pairs). */
+  private readonly foldPairs: Map<string, GraphNode>;
 
   /** @internal Built by the importer. */
   constructor(spec: GraphSpec) {
@@ -69,6 +71,14 @@ export class LayersModel extends Module {
     this.uses = new Map(spec.nodes.map((n) => [n.id, 0]));
     for (const n of spec.nodes) for (const i of n.inputs) this.uses.set(i, (this.uses.get(i) ?? 0) + 1);
     for (const o of spec.outputIds) this.uses.set(o, (this.uses.get(o) ?? 0) + 1);
+    this.foldPairs = new Map();
+    const byId = new Map(spec.nodes.map((n) => [n.id, n]));
+    for (const n of spec.nodes) {
+      const conv = byId.get(n.inputs[0] as string);
+      if (n.layer instanceof KerasBatchNormalization && n.inputs.length === 1 && conv?.layer instanceof KerasConv2D && this.uses.get(conv.id) === 1) {
+        this.foldPairs.set(conv.id, n);
+      }
+    }
   }
 
   /**
@@ -100,10 +110,12 @@ export class LayersModel extends Module {
         t.dispose();
       }
     };
+    // Batch norms already applied by the convolution before them (folded): they pass their input on.
+    const folded = new Set<string>();
     try {
       for (const node of this.nodes) {
         const inputs = node.inputs.map((id) => values.get(id) as Tensor);
-        const out = node.id === this.inputId ? x : node.layer.call(inputs);
+        const out = node.id === this.inputId ? x : folded.has(node.id) ? (inputs[0] as Tensor) : this.call(node, inputs, folded);
         values.set(node.id, out);
         refs.set(out, (refs.get(out) ?? 0) + (this.uses.get(node.id) ?? 0));
         for (const t of inputs) release(t);
@@ -121,6 +133,17 @@ export class LayersModel extends Module {
       for (const t of refs.keys()) if (t !== x && !t.isDisposed) t.dispose();
       throw e;
     }
+  }
+
+  /** Runs one node; a convolution followed only by an inference-mode batch norm of a frozen model runs folded with it. */
+  private call(node: GraphNode, inputs: Tensor[], folded: Set<string>): Tensor {
+    const bn = this.foldPairs.get(node.id);
+    const conv = node.layer;
+    if (bn && conv instanceof KerasConv2D && bn.layer instanceof KerasBatchNormalization && conv.act === 'linear' && foldingApplies(bn.layer.training)) {
+      folded.add(bn.id);
+      return conv.callFolded(inputs, bn.layer);
+    }
+    return node.layer.call(inputs);
   }
 
   private checkInput(x: Tensor): void {

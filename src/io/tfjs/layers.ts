@@ -22,7 +22,7 @@
 import {
   type Tensor, avgPool2d, batchNorm, cat, conv2d, dropout, linear, maxPool2d, noGrad, ones, pad, zeros,
 } from '../../engine/index.js';
-import { Module } from '../../nn/index.js';
+import { type BatchNormParameters, Module, autocastParameters, foldedParameters, forgetDerived } from '../../nn/index.js';
 import { type JsonObject, type JsonReader, type JsonValue, describeJson } from './format.js';
 
 /** A Keras tensor shape without the batch dimension; null for a size only known at run time. */
@@ -138,6 +138,11 @@ export abstract class KerasLayer extends Module {
   /** Input shapes of the first call (weights are created for these). */
   protected builtFor: KerasShape[] | null = null;
   protected readonly src: LayerSource;
+
+  /** Frees the weights' cast copies kept for frozen bf16 passes. */
+  protected override releaseCaches(): void {
+    forgetDerived(this);
+  }
 
   constructor(src: LayerSource) {
     super();
@@ -297,7 +302,21 @@ export class KerasConv2D extends KerasLayer {
   }
 
   call(inputs: Tensor[]): Tensor {
-    const x = inputs[0] as Tensor;
+    const [weight, bias] = autocastParameters(this, this.weightT as Tensor, this.biasT);
+    return this.convolve(inputs[0] as Tensor, weight, bias);
+  }
+
+  /**
+   * This convolution and the batch norm after it as one convolution (the model
+   * is frozen and `bn` infers; see src/nn/fold.ts). Needs a linear activation.
+   */
+  callFolded(inputs: Tensor[], bn: KerasBatchNormalization): Tensor {
+    if (this.act !== 'linear') this.fail('only a convolution without activation folds with the batch norm after it');
+    const [weight, bias] = foldedParameters(bn, { weight: this.weightT as Tensor, bias: this.biasT }, bn.foldingParameters());
+    return this.convolve(inputs[0] as Tensor, weight, bias);
+  }
+
+  private convolve(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
     let h = x;
     let padding: [number, number] = [0, 0];
     if (this.padding === 'same') {
@@ -307,7 +326,7 @@ export class KerasConv2D extends KerasLayer {
       if (t === b && l === r) padding = [t, l];
       else h = pad(x, [l, r, t, b]);
     }
-    const out = conv2d(h, this.weightT as Tensor, this.biasT, { stride: this.strides, padding, dilation: this.dilation, groups: this.convGroups });
+    const out = conv2d(h, weight, bias, { stride: this.strides, padding, dilation: this.dilation, groups: this.convGroups });
     if (h !== x) h.dispose();
     const act = applyActivation(out, this.act, 4);
     if (act !== out) out.dispose();
@@ -350,14 +369,15 @@ export class KerasDense extends KerasLayer {
 
   call(inputs: Tensor[]): Tensor {
     const x = inputs[0] as Tensor;
+    const [weight, bias] = autocastParameters(this, this.weightT as Tensor, this.biasT);
     let out: Tensor;
     if (this.rank === 4) {
       const nhwc = x.permute([0, 2, 3, 1]);
-      const y = linear(nhwc, this.weightT as Tensor, this.biasT);
+      const y = linear(nhwc, weight, bias);
       nhwc.dispose();
       out = thenFree(y, (t) => t.permute([0, 3, 1, 2]));
     } else {
-      out = linear(x, this.weightT as Tensor, this.biasT);
+      out = linear(x, weight, bias);
     }
     const act = applyActivation(out, this.act, this.rank);
     if (act !== out) out.dispose();
@@ -405,7 +425,14 @@ export class KerasBatchNormalization extends KerasLayer {
     return s;
   }
 
+  /** What folding into the convolution before needs (src/nn/fold.ts). */
+  foldingParameters(): BatchNormParameters {
+    return { weight: this.gamma, bias: this.beta, runningMean: this.mean as Tensor, runningVar: this.variance as Tensor, eps: this.eps };
+  }
+
   call(inputs: Tensor[]): Tensor {
+    // A training-mode pass updates the statistics without a version bump: drop the folded filters.
+    if (this.training) forgetDerived(this);
     return batchNorm(inputs[0] as Tensor, {
       weight: this.gamma,
       bias: this.beta,
