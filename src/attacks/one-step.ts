@@ -5,10 +5,11 @@
  * Because eps only scales the direction, `oneStepGrid` makes every eps (and
  * every method sharing a gradient) from one backward pass.
  */
-import { Generator, type Tensor, scope } from '../engine/index.js';
+import { Generator, type Tensor, resolvePrecision, scope } from '../engine/index.js';
 import type { Classifier } from '../models/classifier.js';
 import {
-  type AttackOptions, type Eps, type Norm, applyStep, checkInputs, crossEntropySum, epsTensor, inMode, inputGradient, unitStep,
+  type AttackOptions, DEFAULT_ATTACK_PRECISION, type Eps, type Norm, applyStep, checkInputs, crossEntropySum, epsTensor, inMode, inputGradient,
+  unitStep,
 } from './common.js';
 import { type LabelSource, chooseLabels } from './labels.js';
 
@@ -65,7 +66,18 @@ function objectiveGradient(model: Classifier, x: Tensor, m: GradientMethod, opts
       return logp.exp().mul(logp).sum().neg();
     }, opts.precision);
   }
-  const labels = chooseLabels(model, x, opts.label ?? m.label, { y: opts.y, generator: opts.generator });
+  const source = opts.label ?? m.label;
+  if (source === 'predicted' || source === 'leastLikely' || source === 'random') {
+    // Labels come from a float32 prediction. At fp32 that is the gradient's own forward pass: take them from
+    // its logits and save a pass (in bfloat16 they still come from a float32 pass of their own).
+    if (resolvePrecision(opts.precision ?? DEFAULT_ATTACK_PRECISION, x.device) === 'fp32') {
+      return inputGradient(model, x, (logits) => {
+        const labels = chooseLabels(model, x, source, { generator: opts.generator, logits: logits.detach() });
+        return crossEntropySum(labels)(logits);
+      }, 'fp32');
+    }
+  }
+  const labels = chooseLabels(model, x, source, { y: opts.y, generator: opts.generator });
   try {
     return inputGradient(model, x, crossEntropySum(labels), opts.precision);
   } finally {

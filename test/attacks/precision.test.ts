@@ -79,3 +79,34 @@ test('attacks compute their loss in float32 from bfloat16 logits', () => {
     assert.equal(raw.dtype, 'bfloat16', 'the forward pass itself ran in bfloat16');
   });
 });
+
+/** The module of `model` wrapped so it counts its forward passes. */
+function counted(m: Classifier): { model: Classifier; passes: () => number } {
+  let n = 0;
+  const inner = m.module;
+  const module = Object.create(inner) as typeof inner;
+  module.forward = (t: Tensor): Tensor => {
+    n++;
+    return inner.forward(t);
+  };
+  const wrapped = Object.create(m) as Classifier;
+  Object.defineProperty(wrapped, 'module', { value: module });
+  return { model: wrapped, passes: () => n };
+}
+
+test('labels from the model: at fp32 the gradient pass gives them (one forward pass), in bf16 a float32 pass of their own', () => {
+  scope(() => {
+    const xs = x.narrow(0, 0, 64);
+    // The two-pass reference: least-likely labels from an inference pass, then step l.l. towards them.
+    const labels = noGrad(() => model.logits(xs).argmin(1));
+    const reference = A.stepLL(model, xs, { eps: 16, label: labels, precision: 'fp32' });
+    const c = counted(model);
+    const merged = A.stepLL(c.model, xs, { eps: 16, precision: 'fp32' });
+    assert.equal(c.passes(), 1, 'one forward pass at fp32');
+    assert.equal(merged.sub(reference).abs().max().item(), 0, 'the same adversarial images as the two-pass computation');
+    A.fastPredicted(c.model, xs, { eps: 16, precision: 'fp32' });
+    assert.equal(c.passes(), 2, 'fast predicted class: one pass too');
+    A.stepLL(c.model, xs, { eps: 16, precision: 'bf16-autocast' });
+    assert.equal(c.passes(), 4, 'in bf16 the labels take a float32 pass of their own');
+  });
+});
