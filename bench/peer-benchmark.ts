@@ -181,8 +181,9 @@ batches on every side.
   torch.bfloat16)\` around forward passes, loss in float32), channels-last model and batch, ${meta.threads} threads,
   glibc's \`MALLOC_MMAP_THRESHOLD_\`/\`MALLOC_TRIM_THRESHOLD_\` set as advml sets them, and \`OPENBLAS_NUM_THREADS=1\`.
   What PyTorch's eager mode has no setting for stays as PyTorch does it: no caching CPU allocator, batch norm
-  as a layer of its own, weights cast at every autocast region. Those and the one-gradient grid are where
-  advml's margin over this column comes from; the kernels are the same libtorch's on both sides.
+  as a layer of its own, weights cast at every autocast region, least-likely labels from a pass of their own.
+  Those and the one-gradient grid are where advml's margin over this column comes from; the kernels are the
+  same libtorch's on both sides, so plain training, which none of them touches, runs at parity.
 
 Machine: ${meta.machine}. Date: ${meta.date}. PyTorch ${meta.torchVersion} (Debian); advml on libtorch ${meta.advmlLibtorch}.
 
@@ -198,7 +199,8 @@ with respect to the input and the signed step; \`eval-fgsm\` is what an evaluati
 8, 16: clean accuracy, the four adversarial batches and their accuracies (advml makes the four from one gradient,
 the grid of docs/attacks.md; PyTorch takes one gradient per eps, as per-eps libraries do); \`train\` is forward, backward and an SGD-with-momentum step in training
 mode; \`adv-train\` is one step of the paper's Algorithm 1 (k = m/2 step l.l. examples at eps 8 made in inference mode
-from the current weights, then a step on the mixed batch with lambda 0.3).
+from the current weights, then a step on the mixed batch with lambda 0.3; advml takes the least-likely labels from
+the logits of the gradient's forward pass, PyTorch from a no-grad pass first, as libraries that pick labels before attacking do).
 `;
 }
 

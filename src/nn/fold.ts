@@ -5,7 +5,7 @@
  * y = s (x - mean) + beta with s = gamma / sqrt(var + eps), so after a
  * convolution it folds into the filters: W' = s W, b' = s (b - mean) + beta.
  * The folded pair saves one pass over the activations forward and one in the
- * input-gradient pass that attacks run (docs/engine.md, "Batch-norm folding").
+ * input-gradient pass that attacks run (docs/engine.md, "Frozen models").
  *
  * The folded filters are made without gradients, so they are used only where
  * parameters are frozen (frozen.ts). They are cached per batch-norm layer and
@@ -14,7 +14,7 @@
  * without a version bump).
  */
 import { type Tensor, autocastDtype, conv2d } from '../engine/index.js';
-import { derived, forgetDerived, parametersFrozen } from './frozen.js';
+import { derived, parametersFrozen } from './frozen.js';
 import type { BatchNorm2d, Conv2d } from './layers.js';
 
 let foldingOn = foldingFromEnv(process.env.ADVML_FOLD_BN);
@@ -78,11 +78,6 @@ export function convBn(conv: Conv2d, bn: BatchNorm2d, x: Tensor): Tensor {
     weight: bn.weight, bias: bn.bias, runningMean: bn.runningMean, runningVar: bn.runningVar, eps: bn.opts.eps ?? 1e-5,
   });
   return conv2d(x, weight, bias, conv.opts);
-}
-
-/** Drops `bn`'s folded filters (its running statistics changed, or it is being freed). */
-export function forgetFolded(bn: object): void {
-  forgetDerived(bn);
 }
 
 /** W' = s W and b' = s (b - mean) + beta with s = gamma / sqrt(var + eps), in the parameters' dtype. */

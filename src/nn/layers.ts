@@ -8,7 +8,7 @@ import {
 } from '../engine/index.js';
 import { Module } from './module.js';
 import { torchDefaultWeight_, uniform_ } from './init.js';
-import { convBn, forgetFolded } from './fold.js';
+import { convBn } from './fold.js';
 import { autocastParameters, forgetDerived } from './frozen.js';
 
 type Pair = number | [number, number];
@@ -133,7 +133,7 @@ export class BatchNorm2d extends Module {
   }
 
   protected override releaseCaches(): void {
-    forgetFolded(this);
+    forgetDerived(this);
   }
 
   /**
@@ -147,8 +147,9 @@ export class BatchNorm2d extends Module {
   forward(x: Tensor): Tensor {
     if (this.training) {
       this.numBatchesTracked.add_(1);
-      // The running statistics change without a version bump (libtorch writes them inside the kernel).
-      forgetFolded(this);
+      // The running statistics change without a version bump (libtorch writes them inside the kernel):
+      // drop the filters folded from the old ones.
+      forgetDerived(this);
     }
     if (this.training && this.reduceStatistics) return this.globalBatchForward(x, this.reduceStatistics);
     return batchNorm(x, {
