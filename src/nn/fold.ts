@@ -47,7 +47,7 @@ export interface BatchNormParameters {
   eps: number;
 }
 
-/** True where a batch norm (in training mode or not) may be folded now: folding is on, the layer infers, parameters are frozen. */
+/** True where a batch norm may be folded now: folding is on, the layer is in inference mode, parameters are frozen. */
 export function foldingApplies(batchNormTraining: boolean): boolean {
   return foldingOn && !batchNormTraining && parametersFrozen();
 }
