@@ -148,7 +148,9 @@ export async function evaluate(model: Classifier, data: Dataset, opts: EvalOptio
   for (let start = 0; start < indices.length; start += batchSize) {
     const batch = await data.get(indices.slice(start, start + batchSize));
     try {
-      scope(() => {
+      // Inference mode for every pass (batch norm on running statistics, no dropout), whatever mode the
+      // model came in: a model straight out of training would otherwise be judged on batch statistics.
+      A.inMode(model, false, () => scope(() => {
         const { images: x, labels: y } = batch;
         const c = hits(model, x, y, precision);
         const cleanTop1 = c.top1.dataSync() as Float32Array;
@@ -172,7 +174,7 @@ export async function evaluate(model: Classifier, data: Dataset, opts: EvalOptio
             }
           });
         }
-      });
+      }));
     } finally {
       batch.images.dispose();
       batch.labels.dispose();

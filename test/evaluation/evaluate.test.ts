@@ -96,3 +96,36 @@ test('bad evaluation options name the option', async () => {
   await assert.rejects(evaluate(model, data, { methods: ['fgsm'], eps: [4, 256] }), /eps\[1\] must be a number in \[0, 255\]/);
   await assert.rejects(evaluate(model, data, { methods: [] }), /at least one attack/);
 });
+
+test('evaluate judges a model in inference mode whatever mode it comes in, and leaves its mode and statistics alone', async () => {
+  const { Classifier, ResNet } = await import('../../src/models/index.js');
+  const g = new Generator(3);
+  const module = new ResNet({ depth: 8, inChannels: 1, generator: g });
+  // Running statistics far from the batch statistics, so the two modes give different predictions.
+  noGrad(() => scope(() => void module.forward(rand([32, 1, 12, 12], { generator: g }).mul(9).sub(4))));
+  const model = new Classifier(module, { classes: 10, inputShape: [1, 12, 12] });
+  const x = rand([40, 1, 12, 12], { generator: g }).keep();
+  const y = randint(0, 10, [40], { generator: g }).keep();
+  const data = new TensorDataset(x, y);
+  // Training mode first: its pass moves the running statistics, which inference mode then uses.
+  const trainingMode = scope(() => {
+    module.train();
+    const p = noGrad(() => model.logits(x)).argmax(1);
+    return noGrad(() => p.eq(y).sum().item() / 40);
+  });
+  const inference = scope(() => {
+    module.eval();
+    const p = noGrad(() => model.logits(x)).argmax(1);
+    return p.eq(y).sum().item() / 40;
+  });
+  module.train();
+  const statsBefore = scope(() => module.bn1.runningMean.sum().item());
+  const r = await evaluate(model, data, { methods: ['fgsm'], eps: [4], batchSize: 16, precision: 'fp32' });
+  assert.equal(r.clean.top1.value, inference, 'clean accuracy is the inference-mode accuracy');
+  assert.notEqual(inference, trainingMode, 'the two modes differ on this model, so the check above can fail');
+  assert.equal(module.training, true, 'the model is handed back in training mode');
+  assert.equal(scope(() => module.bn1.runningMean.sum().item()), statsBefore, 'running statistics untouched');
+  model.dispose();
+  x.dispose();
+  y.dispose();
+});
