@@ -7,6 +7,7 @@
  */
 import { Generator, type Tensor, noGrad, randperm, scope } from '../engine/index.js';
 import type * as A from '../attacks/index.js';
+import { inMode } from '../attacks/common.js';
 import type { Dataset } from '../data/dataset.js';
 import type { Classifier } from '../models/classifier.js';
 import { type Sharding, adversarialBatches, shardIndices } from './evaluate.js';
@@ -45,8 +46,9 @@ export function sampleIndices(length: number, count: number, seed: number): numb
   return scope(() => Array.from(randperm(length, { generator: new Generator(seed) }).narrow(0, 0, Math.min(count, length)).dataSync() as BigInt64Array, Number));
 }
 
+/** Per image, 1 where `model` (in inference mode, whatever mode it is in) misclassifies it. */
 const wrong = (model: Classifier, x: Tensor, y: Tensor): Uint8Array =>
-  noGrad(() => scope(() => model.logits(x).argmax(1).ne(y).to('uint8').dataSync() as Uint8Array));
+  inMode(model, false, () => noGrad(() => scope(() => model.logits(x).argmax(1).ne(y).to('uint8').dataSync() as Uint8Array)));
 
 /** The full source x target matrix for every method and eps. Models are named by the keys of `models`. */
 export async function transferMatrix(models: Map<string, Classifier>, data: Dataset, opts: TransferOptions): Promise<TransferCell[]> {
