@@ -278,10 +278,7 @@ async function main(): Promise<void> {
     '',
     `- Attacks: the bf16-autocast adversarial accuracy lies inside the fp32 95% interval in **${agreeing} of ${cells}** (method, eps) cells over all models.` +
       (outside.length ? ` Outside: ${outside.join('; ')}.` : ''),
-    "- Under `auto`, iterative methods (basic iter., iter. l.l., PGD, MI-FGSM) run at fp32 (`iterativePrecision`, src/attacks/iterative.ts): " +
-      'bfloat16 rounding compounds over their steps, and this report is where their disagreement was measured. One-step methods and the ' +
-      "evaluation's forward passes keep bf16-autocast under `auto`; the tables' bf16 columns pass `bf16-autocast` explicitly, so they show the iterative methods in bfloat16 too. " +
-      'Where the fp32 interval has zero width (100% or 0% of a few images), a single image that changes makes a cell fall outside.',
+    '- Where the fp32 interval has zero width (100% or 0% of a few images), a single image that changes makes a cell fall outside.',
     `- Training: fp32 and bf16-autocast adversarial training reach overlapping clean and adversarial accuracy intervals on every dataset: **${trainingAgrees ? 'yes' : 'no'}**. ` +
       `The training default in this build is \`${DEFAULT_TRAINING_PRECISION}\`; attacks and evaluation default to \`${A.DEFAULT_ATTACK_PRECISION}\`.` +
       (DEFAULT_TRAINING_PRECISION === 'fp32' && trainingAgrees

@@ -6,7 +6,7 @@
  *   PGD:         basic iter. from a uniform random start in the ball (any norm)
  *   MI-FGSM:     g_{n+1} = mu g_n + grad / ||grad||_1, X_{n+1} = Clip_{X,eps}(X_n + alpha sign(g_{n+1}))
  */
-import { type Precision, type Tensor, noGrad, rand, scope, zerosLike } from '../engine/index.js';
+import { type Tensor, noGrad, rand, scope, zerosLike } from '../engine/index.js';
 import type { Classifier } from '../models/classifier.js';
 import {
   type AttackOptions, type Norm, checkInputs, crossEntropySum, epsTensor, inMode, inputGradient, project, unitStep,
@@ -22,18 +22,6 @@ export interface IterativeOptions extends AttackOptions {
   label?: LabelSource;
   /** Called after every step with the step index (0-based): progress and early inspection. */
   onStep?: (step: number, xAdv: Tensor) => void;
-}
-
-/**
- * The precision an iterative method runs at: 'auto' (or none) means fp32.
- * Over tens of steps bfloat16's rounding changes what the attack finds: on a
- * ResNet-8 with batch norm, iter. l.l. and PGD at eps 16 and 32 reached
- * accuracies 3-7 points below fp32's, outside its 95% interval
- * (docs/precision.md), where every one-step method agreed. 'bf16-autocast'
- * given explicitly is honoured.
- */
-export function iterativePrecision(p: Precision | undefined): Precision {
-  return p === undefined || p === 'auto' ? 'fp32' : p;
 }
 
 /** The paper's iteration count for eps in pixel units: ceil(min(eps + 4, 1.25 eps)). */
@@ -66,7 +54,6 @@ function iterate(model: Classifier, x: Tensor, spec: LoopSpec, opts: IterativeOp
     const alphaPixels = opts.alpha ?? spec.defaultAlpha(maxPixels, steps);
     checkCount('alpha', alphaPixels, false);
     const alpha = alphaPixels * model.pixelScale;
-    const precision = iterativePrecision(opts.precision);
     return inMode(model, opts.training ?? false, () => {
       const labels = chooseLabels(model, x, opts.label ?? spec.label, { y: opts.y, generator: opts.generator });
       const clean = x.detach();
@@ -83,7 +70,7 @@ function iterate(model: Classifier, x: Tensor, spec: LoopSpec, opts: IterativeOp
       try {
         for (let i = 0; i < steps; i++) {
           const next = scope(() => {
-            const g = inputGradient(model, xAdv, crossEntropySum(labels), precision);
+            const g = inputGradient(model, xAdv, crossEntropySum(labels), opts.precision);
             let direction: Tensor;
             if (velocity !== null) {
               const previous: Tensor = velocity;

@@ -44,9 +44,8 @@ Options:
                     random (default: each method's own)
   --seed N          seed for random methods and targets (default 0)
   --precision P     auto (default: bf16-autocast where the CPU has bfloat16
-                    instructions, else fp32; iterative methods fp32), fp32, or
-                    bf16-autocast (bfloat16 convolutions, float32 loss); see
-                    docs/precision.md
+                    instructions, else fp32), fp32, or bf16-autocast (bfloat16
+                    convolutions, float32 loss); see docs/precision.md
   --batch N         images per batch (default 128)
   --no-images       write only the summary
   --out DIR         output directory (created)

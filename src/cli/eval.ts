@@ -27,9 +27,8 @@ Options:
   --batch N         batch size (default 128)
   --seed N          seed of random methods (default 0)
   --precision P     precision of forward passes and attacks: auto (default:
-                    bf16-autocast where the CPU has bfloat16 instructions;
-                    iterative attacks fp32), fp32, bf16-autocast; see
-                    docs/precision.md
+                    bf16-autocast where the CPU has bfloat16 instructions),
+                    fp32, bf16-autocast; see docs/precision.md
   --json FILE       write the full result as JSON
   -h, --help        show this help`,
   async run(argv) {

@@ -24,9 +24,8 @@ export interface EvalOptions {
   label?: A.LabelSource;
   /**
    * Precision of the classifier's forward passes and of the attacks (default
-   * 'auto': bf16-autocast where the hardware has bfloat16 instructions, with
-   * iterative attacks at fp32). docs/precision.md compares fp32 and
-   * bf16-autocast accuracies cell by cell.
+   * 'auto': bf16-autocast where the hardware has bfloat16 instructions).
+   * docs/precision.md compares fp32 and bf16-autocast accuracies cell by cell.
    */
   precision?: Precision;
   /** Progress: images done and total. */
