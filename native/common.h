@@ -64,6 +64,8 @@ bool isAbsent(const Napi::CallbackInfo& info, size_t i);
 void initCore(Napi::Env env, Napi::Object exports);
 void initOps(Napi::Env env, Napi::Object exports);
 void initAutograd(Napi::Env env, Napi::Object exports);
+// Fused training-mode batch norm + residual + ReLU (native/fused.cc).
+void initFused(Napi::Env env, Napi::Object exports);
 // Process groups and collectives on c10d (native/distributed.cc).
 void initDistributed(Napi::Env env, Napi::Object exports);
 

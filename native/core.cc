@@ -509,6 +509,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   advml::initCore(env, exports);
   advml::initOps(env, exports);
   advml::initAutograd(env, exports);
+  advml::initFused(env, exports);
   advml::initDistributed(env, exports);
   return exports;
 }

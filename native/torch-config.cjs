@@ -45,6 +45,12 @@ function cxx11Abi(t) {
 
 const has = (t, name) => fs.existsSync(path.join(t.lib, `lib${name}.so`));
 
+// Whether libtorch parallelises with OpenMP (ATen/Config.h says which backend it was built with).
+function openmp(t) {
+  const config = path.join(t.include, 'ATen', 'Config.h');
+  return fs.existsSync(config) && /#define AT_PARALLEL_OPENMP 1/.test(fs.readFileSync(config, 'utf8'));
+}
+
 function flags(kind) {
   const t = locate();
   switch (kind) {
@@ -54,6 +60,9 @@ function flags(kind) {
       const out = [`-D_GLIBCXX_USE_CXX11_ABI=${cxx11Abi(t)}`];
       if (has(t, 'torch_cuda') || has(t, 'c10_cuda')) out.push('-DADVML_CUDA=1');
       if (fs.existsSync(path.join(t.include, 'gloo'))) out.push('-DUSE_C10D_GLOO');
+      // at::parallel_for is inlined from the headers: under an OpenMP build of
+      // libtorch it runs in parallel only where the addon is compiled with OpenMP too.
+      if (openmp(t)) out.push('-fopenmp');
       return out;
     }
     case 'libs': {
@@ -63,6 +72,7 @@ function flags(kind) {
       const cuda = ['torch_cuda', 'c10_cuda'].filter((n) => has(t, n));
       if (cuda.length) out.push('-Wl,--no-as-needed', ...cuda.map((n) => `-l${n}`), '-Wl,--as-needed');
       out.push('-ltorch', '-ltorch_cpu', '-lc10');
+      if (openmp(t)) out.push('-fopenmp');
       return out;
     }
     default:

@@ -178,6 +178,24 @@ export function batchNorm(x: Tensor, opts: BatchNormOptions = {}): Tensor {
   );
 }
 
+/**
+ * relu(batchNorm(x) + residual) in training mode as one native autograd node
+ * (native/fused.cc), updating the running statistics as batchNorm does. x and
+ * residual must be 4-d channels-last float32 CPU tensors of one shape; the
+ * parameters and running statistics float32 vectors. src/nn/fused.ts chooses between this and the
+ * separate ops.
+ */
+export function batchNormRelu(
+  x: Tensor,
+  params: { weight: Tensor; bias: Tensor; runningMean: Tensor; runningVar: Tensor },
+  opts: { residual?: Tensor | null; momentum?: number; eps?: number } = {},
+): Tensor {
+  return wrap(
+    native.batchNormRelu(x.handle, params.weight.handle, params.bias.handle, params.runningMean.handle, params.runningVar.handle,
+      opts.residual?.handle ?? null, opts.momentum ?? 0.1, opts.eps ?? 1e-5),
+  );
+}
+
 /** Zeroes each element with probability p and scales the rest by 1/(1-p) when training. */
 export function dropout(x: Tensor, p: number, training: boolean): Tensor {
   if (!(p >= 0 && p < 1)) throw new Error(`dropout: p must be in [0, 1), got ${p}`);

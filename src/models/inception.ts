@@ -24,8 +24,8 @@
  */
 import { type Generator, type Tensor, avgPool2d, cat, maxPool2d, noGrad, randn, scope, where } from '../engine/index.js';
 import {
-  type ActivationName, type ActivationOptions, AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Linear, Module, activate,
-  consume, convBn,
+  type ActivationName, type ActivationOptions, AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Linear, Module,
+  consume, convBnActivation,
 } from '../nn/index.js';
 
 type Pair = number | [number, number];
@@ -109,7 +109,7 @@ export class BasicConv2d extends Module {
 
   /** act(bn(conv(x))); `x` is not freed. */
   forward(x: Tensor): Tensor {
-    return consume(convBn(this.conv, this.bn, x), (t) => activate(t, this.act.name, this.act.opts));
+    return convBnActivation(this.conv, this.bn, x, this.act);
   }
 }
 

@@ -8,7 +8,7 @@
 import { type Generator, type Tensor } from '../engine/index.js';
 import {
   type ActivationName, type ActivationOptions, AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, Module, Sequential,
-  activate, consume, convBn, init,
+  consume, convBnActivation, init,
 } from '../nn/index.js';
 
 export interface ResNetOptions {
@@ -48,13 +48,11 @@ export class BasicBlock extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    let h = convBn(this.conv1, this.bn1, x);
-    h = consume(h, (t) => activate(t, this.act.name, this.act.opts));
-    h = consume(h, (t) => convBn(this.conv2, this.bn2, t));
+    const h = convBnActivation(this.conv1, this.bn1, x, this.act);
     const shortcut = this.downsample ? this.downsample.forward(x) : x;
-    h = consume(h, (t) => t.add(shortcut));
+    const out = consume(h, (t) => convBnActivation(this.conv2, this.bn2, t, this.act, shortcut));
     if (shortcut !== x) shortcut.dispose();
-    return consume(h, (t) => activate(t, this.act.name, this.act.opts));
+    return out;
   }
 }
 
@@ -93,8 +91,7 @@ export class ResNet extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    let h = convBn(this.conv1, this.bn1, x);
-    h = consume(h, (t) => activate(t, this.act.name, this.act.opts));
+    let h = convBnActivation(this.conv1, this.bn1, x, this.act);
     h = consume(h, (t) => this.layer1.forward(t));
     h = consume(h, (t) => this.layer2.forward(t));
     h = consume(h, (t) => this.layer3.forward(t));

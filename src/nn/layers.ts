@@ -3,7 +3,7 @@
  * dicts load into torch.nn models and back.
  */
 import {
-  type Generator, type Tensor, adaptiveAvgPool2d, avgPool2d, batchNorm, cat, conv2d, dropout, empty, full, linear, maxPool2d,
+  type Generator, type Tensor, adaptiveAvgPool2d, avgPool2d, batchNorm, batchNormRelu, cat, conv2d, dropout, empty, full, linear, maxPool2d,
   noGrad, ones, scalar, scope, zeros,
 } from '../engine/index.js';
 import { Module } from './module.js';
@@ -145,12 +145,7 @@ export class BatchNorm2d extends Module {
   reduceStatistics?: (stats: Tensor) => Tensor;
 
   forward(x: Tensor): Tensor {
-    if (this.training) {
-      this.numBatchesTracked.add_(1);
-      // The running statistics change without a version bump (libtorch writes them inside the kernel):
-      // drop the filters folded from the old ones.
-      forgetDerived(this);
-    }
+    if (this.training) this.countTrainingBatch();
     if (this.training && this.reduceStatistics) return this.globalBatchForward(x, this.reduceStatistics);
     return batchNorm(x, {
       weight: this.weight,
@@ -161,6 +156,28 @@ export class BatchNorm2d extends Module {
       momentum: this.opts.momentum ?? 0.1,
       eps: this.opts.eps ?? 1e-5,
     });
+  }
+
+  /**
+   * relu(this(x) + residual) in training mode as one native node, for the
+   * inputs batchNormRelu accepts (src/nn/fused.ts checks; use
+   * batchNormActivation() rather than this).
+   */
+  forwardRelu(x: Tensor, residual: Tensor | null): Tensor {
+    if (!this.training || !this.weight || !this.bias) throw new Error('BatchNorm2d.forwardRelu: needs an affine layer in training mode');
+    this.countTrainingBatch();
+    return batchNormRelu(x, { weight: this.weight, bias: this.bias, runningMean: this.runningMean, runningVar: this.runningVar }, {
+      residual,
+      momentum: this.opts.momentum ?? 0.1,
+      eps: this.opts.eps ?? 1e-5,
+    });
+  }
+
+  private countTrainingBatch(): void {
+    this.numBatchesTracked.add_(1);
+    // The running statistics change without a version bump (libtorch writes them inside the kernel):
+    // drop the filters folded from the old ones.
+    forgetDerived(this);
   }
 }
 
