@@ -173,7 +173,8 @@ batches on every side.
   allocator for large blocks and glibc keeping the small ones (see [engine](engine.md#memory)), one OpenBLAS thread
   under libtorch's own pool (see [BLAS](#blas)), and, for a frozen model (\`forward\`, \`fgsm\`, \`eval-fgsm\` and
   the example-making half of \`adv-train\`), batch norm folded into the convolutions and bfloat16 weights cast once
-  (see [engine](engine.md#frozen-models-batch-norm-folded-weights-cast-once)).
+  (see [engine](engine.md#frozen-models-batch-norm-folded-weights-cast-once)); in training mode, batch norm,
+  the residual add and ReLU as one native node (see [engine](engine.md#training-batch-norm-residual-add-and-relu-as-one-node)).
 - **PyTorch default**: as its users run it by default: float32, NCHW, eager mode, PyTorch's own thread count
   (${meta.pytorchDefaultThreads} on this machine), glibc's default allocator settings; \`torch.autograd.grad\` for FGSM,
   \`torch.optim.SGD\` (momentum 0.9) for training.
@@ -181,9 +182,9 @@ batches on every side.
   torch.bfloat16)\` around forward passes, loss in float32), channels-last model and batch, ${meta.threads} threads,
   glibc's \`MALLOC_MMAP_THRESHOLD_\`/\`MALLOC_TRIM_THRESHOLD_\` set as advml sets them, and \`OPENBLAS_NUM_THREADS=1\`.
   What PyTorch's eager mode has no setting for stays as PyTorch does it: no caching CPU allocator, batch norm
-  as a layer of its own, weights cast at every autocast region, least-likely labels from a pass of their own.
-  Those and the one-gradient grid are where advml's margin over this column comes from; the kernels are the
-  same libtorch's on both sides, so plain training, which none of them touches, runs at parity.
+  as a layer of its own (folded nowhere, fused with nothing), weights cast at every autocast region,
+  least-likely labels from a pass of their own. Those and the one-gradient grid are where advml's margin over
+  this column comes from; convolutions and matrix products are the same libtorch kernels on both sides.
 
 Machine: ${meta.machine}. Date: ${meta.date}. PyTorch ${meta.torchVersion} (Debian); advml on libtorch ${meta.advmlLibtorch}.
 

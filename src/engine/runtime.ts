@@ -114,6 +114,14 @@ export function defaultThreads(): number {
 
 setNumThreads(defaultThreads());
 
+/** An on/off switch from the environment: unset, empty or 1 is on, 0 is off, anything else is refused by name. */
+export function switchFromEnv(name: string): boolean {
+  const v = process.env[name];
+  if (v === undefined || v === '' || v === '1') return true;
+  if (v === '0') return false;
+  throw new Error(`${name} must be 0 (off) or 1 (on, the default), got '${v}'`);
+}
+
 /**
  * The BLAS libraries this process has mapped (libtorch calls libblas.so.3,
  * which Debian's alternatives point at OpenBLAS or the slow reference BLAS),

@@ -2,10 +2,10 @@
  * The small MNIST CNN: conv 3x3 (32) - act - max pool 2 - conv 3x3 (64) - act
  * - max pool 2 - dense 128 - act - dense classes. For 28x28 inputs.
  */
-import { type Generator, type Tensor, maxPool2d } from '../engine/index.js';
+import { type Generator, type Tensor } from '../engine/index.js';
 import {
   Activation, type ActivationName, type ActivationOptions, Conv2d, Flatten, Linear, MaxPool2d, Module, Sequential, activate,
-  consume as then,
+  activateThenMaxPool, consume as then,
 } from '../nn/index.js';
 
 export interface MnistCnnOptions {
@@ -59,11 +59,9 @@ export class MnistCnn extends Module {
 
   forward(x: Tensor): Tensor {
     let h = this.conv1.forward(x);
-    h = then(h, (t) => activate(t, this.act, this.actOpts));
-    h = then(h, (t) => maxPool2d(t, 2));
+    h = then(h, (t) => activateThenMaxPool(t, this.act, this.actOpts, 2));
     h = then(h, (t) => this.conv2.forward(t));
-    h = then(h, (t) => activate(t, this.act, this.actOpts));
-    h = then(h, (t) => maxPool2d(t, 2));
+    h = then(h, (t) => activateThenMaxPool(t, this.act, this.actOpts, 2));
     // Flatten in NCHW order whatever the memory format, as PyTorch's .flatten(1).
     h = then(h, (t) => t.flatten(1));
     h = then(h, (t) => this.fc1.forward(t));

@@ -2,8 +2,8 @@
  * Activation functions, including those of the paper's activation study:
  * ReLU, ReLU6, tanh and ReLUDecay_beta.
  */
-import type { Tensor } from '../engine/index.js';
-import { Module } from './module.js';
+import { type Tensor, maxPool2d } from '../engine/index.js';
+import { Module, consume } from './module.js';
 
 /** Names accepted wherever a model takes an activation choice. */
 export type ActivationName = 'relu' | 'relu6' | 'tanh' | 'reluDecay';
@@ -39,6 +39,18 @@ export function activate(x: Tensor, name: ActivationName, opts: ActivationOption
     default:
       throw new Error(`unknown activation '${String(name)}': expected relu, relu6, tanh or reluDecay`);
   }
+}
+
+/**
+ * maxPool2d(activate(x), kernel): for an activation that never decreases
+ * (relu, relu6, tanh) computed as activate(maxPool2d(x, kernel)), which is
+ * the same values and the same gradients (the window's maximum stays its
+ * maximum) with the activation on a quarter of the elements for 2x2 pooling.
+ * ReLUDecay falls and rises, so it runs first.
+ */
+export function activateThenMaxPool(x: Tensor, name: ActivationName, opts: ActivationOptions, kernel: number): Tensor {
+  if (name === 'reluDecay') return consume(activate(x, name, opts), (t) => maxPool2d(t, kernel));
+  return consume(maxPool2d(x, kernel), (t) => activate(t, name, opts));
 }
 
 /** An activation as a module (no parameters). */

@@ -13,17 +13,11 @@
  * training-mode pass updates the running statistics (libtorch writes those
  * without a version bump).
  */
-import { type Tensor, autocastDtype, conv2d } from '../engine/index.js';
+import { type Tensor, autocastDtype, conv2d, switchFromEnv } from '../engine/index.js';
 import { derived, parametersFrozen } from './frozen.js';
 import type { BatchNorm2d, Conv2d } from './layers.js';
 
-let foldingOn = foldingFromEnv(process.env.ADVML_FOLD_BN);
-
-function foldingFromEnv(v: string | undefined): boolean {
-  if (v === undefined || v === '' || v === '1') return true;
-  if (v === '0') return false;
-  throw new Error(`ADVML_FOLD_BN must be 0 (off) or 1 (on, the default), got '${v}'`);
-}
+let foldingOn = switchFromEnv('ADVML_FOLD_BN');
 
 /** Turns folding on or off for the whole process (on unless ADVML_FOLD_BN=0); returns the previous setting. */
 export function setBatchNormFolding(on: boolean): boolean {

@@ -6,26 +6,21 @@
  *   (fold.ts), then the add and the activation;
  * - training mode with ReLU on channels-last float32 CPU batches: the
  *   convolution, then batch norm, the add and the ReLU as one native autograd
- *   node (native/fused.cc), which reads and writes the activations two times
- *   forward and two backward where the separate ops take five to seven;
+ *   node (native/fused.cc), which passes over the activations twice forward
+ *   and twice backward where the separate ops take four or five forward and
+ *   three backward;
  * - otherwise the separate layers.
  *
  * ADVML_FUSE_BN_RELU=0 (or setBatchNormReluFusion(false)) turns the fused
  * node off, for comparison.
  */
-import { type Tensor } from '../engine/index.js';
+import { type Tensor, switchFromEnv } from '../engine/index.js';
 import { type ActivationName, type ActivationOptions, activate } from './activations.js';
 import { convBn } from './fold.js';
 import type { BatchNorm2d, Conv2d } from './layers.js';
 import { consume } from './module.js';
 
-let fusionOn = fusionFromEnv(process.env.ADVML_FUSE_BN_RELU);
-
-function fusionFromEnv(v: string | undefined): boolean {
-  if (v === undefined || v === '' || v === '1') return true;
-  if (v === '0') return false;
-  throw new Error(`ADVML_FUSE_BN_RELU must be 0 (off) or 1 (on, the default), got '${v}'`);
-}
+let fusionOn = switchFromEnv('ADVML_FUSE_BN_RELU');
 
 /** Turns the fused batch norm + ReLU node on or off for the whole process; returns the previous setting. */
 export function setBatchNormReluFusion(on: boolean): boolean {
