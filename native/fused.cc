@@ -305,6 +305,7 @@ Napi::Value batchNormRelu(const Napi::CallbackInfo& info) {
   TORCH_CHECK(!residual || (channelsLastFloat(*residual) && residual->sizes() == x.sizes()),
               "the residual must be a channels-last float32 CPU tensor of the input's size ", x.sizes());
   const int64_t channels = x.size(1);
+  TORCH_CHECK(channels > 0, "expected at least one channel, got input size ", x.sizes());
   for (const at::Tensor* p : {&weight, &bias, &runningMean, &runningVar}) {
     TORCH_CHECK(p->dim() == 1 && p->size(0) == channels && p->scalar_type() == at::kFloat && p->is_contiguous(),
                 "weight, bias and running statistics must be float32 vectors of ", channels, " channels");

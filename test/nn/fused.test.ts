@@ -212,6 +212,8 @@ test('bad input is refused by name', () => {
     assert.throws(() => batchNormRelu(x, params, { residual: randn([2, 4, 3, 2]).contiguous('channelsLast') }), /batchNormRelu: the residual must be/);
     assert.throws(() => batchNormRelu(x, { ...params, weight: zeros([3]) }), /batchNormRelu: weight, bias and running statistics must be float32 vectors of 4 channels/);
     assert.throws(() => batchNormRelu(randn([1, 4, 1, 1]).contiguous('channelsLast'), params), /batchNormRelu: Expected more than 1 value per channel/);
+    const none = { weight: zeros([0]), bias: zeros([0]), runningMean: zeros([0]), runningVar: zeros([0]) };
+    assert.throws(() => batchNormRelu(zeros([2, 0, 3, 3]).contiguous('channelsLast'), none), /batchNormRelu: expected at least one channel/);
     const bn = new BatchNorm2d(4).eval();
     assert.throws(() => bn.forwardRelu(x, null), /BatchNorm2d.forwardRelu: needs an affine layer in training mode/);
     bn.dispose();
