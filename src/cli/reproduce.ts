@@ -6,11 +6,12 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type * as A from '../attacks/index.js';
+import * as A from '../attacks/index.js';
+import { resolvePrecision } from '../engine/index.js';
 import { type Cell, type EvalResult, type TransferCell, evaluate, transferMatrix } from '../evaluation/index.js';
 import { writeFileAtomicSync } from '../io/index.js';
 import { type Classifier, buildClassifier } from '../models/index.js';
-import { type EpsSpec, PRESETS, type Preset, runTraining } from '../training/index.js';
+import { DEFAULT_TRAINING_PRECISION, type EpsSpec, PRESETS, type Preset, runTraining } from '../training/index.js';
 import { type Command, UsageError, parseOptions, positiveInt } from './command.js';
 import { loadDataset, parseEpsList } from './common.js';
 import { progressBar } from './progress.js';
@@ -91,8 +92,10 @@ function header(command: string, minutes: number, m: { epochs: number; trainImag
 
 Produced by \`${command}\` in ${minutes.toFixed(1)} minutes on this machine (${m.epochs} epoch(s) per model on
 ${m.trainImages} training images, evaluated on the first ${m.evalImages} test images). Accuracies are top-1 in %, with
-95% intervals (standard error over the test images); eps in pixel units (0-255). Each finding states the criterion it
-was judged by; a finding that does not reproduce is reported as such.
+95% intervals (standard error over the test images); eps in pixel units (0-255). Models are trained at
+${resolvePrecision(DEFAULT_TRAINING_PRECISION)} and attacked and evaluated at ${resolvePrecision(A.DEFAULT_ATTACK_PRECISION)} (the library's defaults on this machine; see
+[precision](precision.md)). Each finding states the criterion it was judged by; a finding that does not reproduce is
+reported as such.
 
 `;
 }
