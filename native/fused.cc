@@ -6,7 +6,8 @@
 // ReLU forward; ReLU's mask, then batch norm's two passes backward. Here the
 // forward takes two passes (shifted sums, then normalise-add-clamp) and the
 // backward two (masked sums, then the input gradient), on channels-last
-// float32 batches, where the channels of one pixel are adjacent.
+// batches, where the channels of one pixel are adjacent: float32, or bfloat16
+// as autocast's convolutions give them (the arithmetic stays float32).
 // src/nn/fused.ts decides when this applies and falls back to the separate
 // ops otherwise (another layout or dtype, synchronised batch norm).
 #include "common.h"
@@ -17,6 +18,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 namespace advml {
 namespace {
@@ -55,66 +58,125 @@ struct Tiling {
 // double per channel (exact enough for millions of rows).
 constexpr int64_t kTilesPerBlock = 64;
 
+// Activations come as float32, or as bfloat16 from autocast's convolutions;
+// the arithmetic is float32 either way. Each kernel is a template inlined into
+// one cloned function per activation type. bfloat16 is handled as its bits
+// (uint16_t, the upper half of a float32): plain shifts and adds vectorise,
+// where c10::BFloat16's conversions kept the loops scalar (10x slower).
+#define ADVML_INLINE inline __attribute__((always_inline))
+ADVML_INLINE float toFloat(float v) { return v; }
+ADVML_INLINE float toFloat(uint16_t bits) {
+  const uint32_t u = static_cast<uint32_t>(bits) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+template <typename T>
+T fromFloat(float v);
+template <>
+ADVML_INLINE float fromFloat<float>(float v) { return v; }
+// Round to nearest even, NaN kept a (quiet) NaN: c10::BFloat16's rounding.
+template <>
+ADVML_INLINE uint16_t fromFloat<uint16_t>(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, sizeof u);
+  const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+  return v != v ? static_cast<uint16_t>(0x7FC0) : static_cast<uint16_t>(rounded);
+}
+
 // Over n elements, the sums of d = x - shift and of d^2, added into s and q.
 // The shift (one sample per channel) keeps the variance from cancelling when
 // the mean is large against the spread.
-ADVML_VECTOR_CLONES
-void shiftedSums(const float* __restrict__ x, const float* __restrict__ shift, int64_t n, float* __restrict__ s, float* __restrict__ q) {
+template <typename T>
+ADVML_INLINE void shiftedSumsImpl(const T* __restrict__ x, const float* __restrict__ shift, int64_t n, float* __restrict__ s,
+                                  float* __restrict__ q) {
   for (int64_t i = 0; i < n; ++i) {
-    const float d = x[i] - shift[i];
+    const float d = toFloat(x[i]) - shift[i];
     s[i] += d;
     q[i] += d * d;
   }
 }
 
 // y = max(x * scale + shift (+ residual), 0) over n elements. A NaN stays NaN, as in relu.
-ADVML_VECTOR_CLONES
-void normaliseRelu(const float* __restrict__ x, const float* __restrict__ residual, float* __restrict__ y, const float* __restrict__ scale, const float* __restrict__ shift, int64_t n) {
+template <typename T>
+ADVML_INLINE void normaliseReluImpl(const T* __restrict__ x, const T* __restrict__ residual, T* __restrict__ y,
+                                    const float* __restrict__ scale, const float* __restrict__ shift, int64_t n) {
   if (residual) {
     for (int64_t i = 0; i < n; ++i) {
-      const float v = x[i] * scale[i] + shift[i] + residual[i];
-      y[i] = v < 0.f ? 0.f : v;
+      const float v = toFloat(x[i]) * scale[i] + shift[i] + toFloat(residual[i]);
+      y[i] = fromFloat<T>(v < 0.f ? 0.f : v);
     }
   } else {
     for (int64_t i = 0; i < n; ++i) {
-      const float v = x[i] * scale[i] + shift[i];
-      y[i] = v < 0.f ? 0.f : v;
+      const float v = toFloat(x[i]) * scale[i] + shift[i];
+      y[i] = fromFloat<T>(v < 0.f ? 0.f : v);
     }
   }
 }
 
-// With g = (y <= 0 ? 0 : gy), the ReLU's gradient: over n elements, g and
+// The ReLU's gradient: gy where the output y is positive, else 0. Both loads
+// are unconditional, so the choice is a vector blend, not a branch.
+template <typename T>
+ADVML_INLINE float reluGrad(T gy, T y) {
+  const float g = toFloat(gy);
+  return toFloat(y) <= 0.f ? 0.f : g;
+}
+
+// With g = reluGrad(gy, y): over n elements, g and
 // g * (x - mean) added into s and d.
-ADVML_VECTOR_CLONES
-void maskedGradSums(const float* __restrict__ gy, const float* __restrict__ y, const float* __restrict__ x, const float* __restrict__ mean, int64_t n, float* __restrict__ s, float* __restrict__ d) {
+template <typename T>
+ADVML_INLINE void maskedGradSumsImpl(const T* __restrict__ gy, const T* __restrict__ y, const T* __restrict__ x,
+                                     const float* __restrict__ mean, int64_t n, float* __restrict__ s, float* __restrict__ d) {
   for (int64_t i = 0; i < n; ++i) {
-    const float g = y[i] <= 0.f ? 0.f : gy[i];
+    const float g = reluGrad(gy[i], y[i]);
     s[i] += g;
-    d[i] += g * (x[i] - mean[i]);
+    d[i] += g * (toFloat(x[i]) - mean[i]);
   }
 }
 
 // dx = a g + b x + k per channel (batch norm's input gradient, rearranged),
 // and the residual's gradient g where asked for. One loop per combination of
 // outputs: a store under a condition would keep the loop from vectorising.
-ADVML_VECTOR_CLONES
-void inputGrad(const float* __restrict__ gy, const float* __restrict__ y, const float* __restrict__ x, float* __restrict__ dx, float* __restrict__ dResidual, const float* __restrict__ a,
-               const float* __restrict__ b, const float* __restrict__ k, int64_t n) {
+template <typename T>
+ADVML_INLINE void inputGradImpl(const T* __restrict__ gy, const T* __restrict__ y, const T* __restrict__ x, T* __restrict__ dx,
+                                T* __restrict__ dResidual, const float* __restrict__ a, const float* __restrict__ b,
+                                const float* __restrict__ k, int64_t n) {
   if (dx && dResidual) {
     for (int64_t i = 0; i < n; ++i) {
-      const float g = y[i] <= 0.f ? 0.f : gy[i];
-      dx[i] = a[i] * g + b[i] * x[i] + k[i];
-      dResidual[i] = g;
+      const float g = reluGrad(gy[i], y[i]);
+      dx[i] = fromFloat<T>(a[i] * g + b[i] * toFloat(x[i]) + k[i]);
+      dResidual[i] = fromFloat<T>(g);
     }
   } else if (dx) {
     for (int64_t i = 0; i < n; ++i) {
-      const float g = y[i] <= 0.f ? 0.f : gy[i];
-      dx[i] = a[i] * g + b[i] * x[i] + k[i];
+      const float g = reluGrad(gy[i], y[i]);
+      dx[i] = fromFloat<T>(a[i] * g + b[i] * toFloat(x[i]) + k[i]);
     }
   } else {
-    for (int64_t i = 0; i < n; ++i) dResidual[i] = y[i] <= 0.f ? 0.f : gy[i];
+    for (int64_t i = 0; i < n; ++i) dResidual[i] = fromFloat<T>(reluGrad(gy[i], y[i]));
   }
 }
+
+// The cloned entry points, one per kernel and activation type.
+#define ADVML_KERNELS(T)                                                                                              \
+  ADVML_VECTOR_CLONES void shiftedSums(const T* x, const float* shift, int64_t n, float* s, float* q) {               \
+    shiftedSumsImpl(x, shift, n, s, q);                                                                               \
+  }                                                                                                                   \
+  ADVML_VECTOR_CLONES void normaliseRelu(const T* x, const T* residual, T* y, const float* scale, const float* shift,  \
+                                         int64_t n) {                                                                 \
+    normaliseReluImpl(x, residual, y, scale, shift, n);                                                               \
+  }                                                                                                                   \
+  ADVML_VECTOR_CLONES void maskedGradSums(const T* gy, const T* y, const T* x, const float* mean, int64_t n, float* s, \
+                                          float* d) {                                                                 \
+    maskedGradSumsImpl(gy, y, x, mean, n, s, d);                                                                      \
+  }                                                                                                                   \
+  ADVML_VECTOR_CLONES void inputGrad(const T* gy, const T* y, const T* x, T* dx, T* dResidual, const float* a,        \
+                                     const float* b, const float* k, int64_t n) {                                     \
+    inputGradImpl(gy, y, x, dx, dResidual, a, b, k, n);                                                               \
+  }
+ADVML_KERNELS(float)
+ADVML_KERNELS(uint16_t)
+#undef ADVML_KERNELS
 
 // Runs `tileSums(offset, length, sumA, sumB)` (adding into two tile-long float
 // buffers) over all tiles in parallel; returns the two sums per channel.
@@ -163,9 +225,23 @@ at::Tensor floatVector(const std::vector<double>& v) {
   return t;
 }
 
-bool channelsLastFloat(const at::Tensor& t) {
-  return t.defined() && t.dim() == 4 && t.scalar_type() == at::kFloat && t.device().is_cpu() &&
-         t.is_contiguous(at::MemoryFormat::ChannelsLast);
+bool channelsLastActivation(const at::Tensor& t) {
+  return t.defined() && t.dim() == 4 && (t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16) &&
+         t.device().is_cpu() && t.is_contiguous(at::MemoryFormat::ChannelsLast);
+}
+
+// Calls f(T{}) with T the kernels' type for float32 or bfloat16 activations
+// (uint16_t: bfloat16's bits).
+template <typename F>
+void forActivationType(at::ScalarType type, F f) {
+  if (type == at::kBFloat16) f(uint16_t());
+  else f(float());
+}
+
+// A tensor's elements as the kernels' type; the dtype was checked on entry.
+template <typename T>
+T* dataOf(const at::Tensor& t) {
+  return static_cast<T*>(t.data_ptr());
 }
 
 struct BatchNormReluFunction : torch::autograd::Function<BatchNormReluFunction> {
@@ -177,33 +253,36 @@ struct BatchNormReluFunction : torch::autograd::Function<BatchNormReluFunction> 
     const int64_t channels = x.size(1);
     const int64_t rows = x.numel() / channels;
     TORCH_CHECK(rows > 1, "Expected more than 1 value per channel when training, got input size ", x.sizes());
-    const float* xp = x.data_ptr<float>();
     const Tiling tiling(rows, channels);
-
-    // Statistics: shifted sums around the first pixel's values.
-    const std::vector<float> shift(xp, xp + channels), shifts = tiling.repeat(shift.data());
-    auto [sum, sumSq] = channelSums(tiling, [&](int64_t o, int64_t n, float* s, float* q) {
-      shiftedSums(xp + o, shifts.data(), n, s, q);
-    });
     std::vector<double> mean(channels), var(channels), invstd(channels);
-    std::vector<double> scale(channels), offset(channels);
-    const float* w = weight.data_ptr<float>();
-    const float* bi = bias.data_ptr<float>();
-    for (int64_t c = 0; c < channels; ++c) {
-      const double m = sum[c] / rows;
-      mean[c] = shift[c] + m;
-      var[c] = std::max(sumSq[c] / rows - m * m, 0.0);
-      invstd[c] = 1.0 / std::sqrt(var[c] + eps);
-      scale[c] = w[c] * invstd[c];
-      offset[c] = bi[c] - mean[c] * scale[c];
-    }
-
     at::Tensor y = at::empty_like(x, at::MemoryFormat::ChannelsLast);
-    const float* rp = residual ? residual->data_ptr<float>() : nullptr;
-    float* yp = y.data_ptr<float>();
-    const std::vector<float> scales = tiling.repeat(scale.data()), offsets = tiling.repeat(offset.data());
-    forEachTile(tiling, [&](int64_t o, int64_t n) {
-      normaliseRelu(xp + o, rp ? rp + o : nullptr, yp + o, scales.data(), offsets.data(), n);
+    forActivationType(x.scalar_type(), [&](auto tag) {
+      using T = decltype(tag);
+      const T* xp = dataOf<T>(x);
+      // Statistics: shifted sums around the first pixel's values.
+      std::vector<float> shift(channels);
+      for (int64_t c = 0; c < channels; ++c) shift[c] = toFloat(xp[c]);
+      const std::vector<float> shifts = tiling.repeat(shift.data());
+      auto [sum, sumSq] = channelSums(tiling, [&](int64_t o, int64_t n, float* s, float* q) {
+        shiftedSums(xp + o, shifts.data(), n, s, q);
+      });
+      std::vector<double> scale(channels), offset(channels);
+      const float* w = weight.data_ptr<float>();
+      const float* bi = bias.data_ptr<float>();
+      for (int64_t c = 0; c < channels; ++c) {
+        const double m = sum[c] / rows;
+        mean[c] = shift[c] + m;
+        var[c] = std::max(sumSq[c] / rows - m * m, 0.0);
+        invstd[c] = 1.0 / std::sqrt(var[c] + eps);
+        scale[c] = w[c] * invstd[c];
+        offset[c] = bi[c] - mean[c] * scale[c];
+      }
+      const T* rp = residual ? dataOf<T>(*residual) : nullptr;
+      T* yp = dataOf<T>(y);
+      const std::vector<float> scales = tiling.repeat(scale.data()), offsets = tiling.repeat(offset.data());
+      forEachTile(tiling, [&](int64_t o, int64_t n) {
+        normaliseRelu(xp + o, rp ? rp + o : nullptr, yp + o, scales.data(), offsets.data(), n);
+      });
     });
 
     // Running statistics as at::batch_norm keeps them: the variance unbiased.
@@ -229,10 +308,23 @@ struct BatchNormReluFunction : torch::autograd::Function<BatchNormReluFunction> 
     if (at::GradMode::is_enabled()) return differentiableBackward(grads[0], x, y, weight, bias, ctx->saved_data["eps"].toDouble(),
                                                                   needX, needWeight, needBias, needResidual);
 
-    const at::Tensor gy = grads[0].contiguous(at::MemoryFormat::ChannelsLast);
+    forActivationType(x.scalar_type(), [&](auto tag) {
+      using T = decltype(tag);
+      backwardKernels<T>(grads[0].to(x.scalar_type()).contiguous(at::MemoryFormat::ChannelsLast), x, y, weight, mean, invstd,
+                         needX, needWeight, needBias, needResidual, out);
+    });
+    return out;
+  }
+
+  // The backward pass on activations of type T, filling out[0] (x), out[1]
+  // (weight), out[2] (bias) and out[5] (residual) where asked for.
+  template <typename T>
+  static void backwardKernels(const at::Tensor& gy, const at::Tensor& x, const at::Tensor& y, const at::Tensor& weight,
+                              const at::Tensor& mean, const at::Tensor& invstd, bool needX, bool needWeight, bool needBias,
+                              bool needResidual, variable_list& out) {
     const int64_t channels = x.size(1);
     const int64_t rows = x.numel() / channels;
-    const float *gp = gy.data_ptr<float>(), *yp = y.data_ptr<float>(), *xp = x.data_ptr<float>();
+    const T *gp = dataOf<T>(gy), *yp = dataOf<T>(y), *xp = dataOf<T>(x);
     const float *mp = mean.data_ptr<float>(), *ip = invstd.data_ptr<float>(), *wp = weight.data_ptr<float>();
     const Tiling tiling(rows, channels);
     const std::vector<float> means = tiling.repeat(mp);
@@ -257,8 +349,8 @@ struct BatchNormReluFunction : torch::autograd::Function<BatchNormReluFunction> 
       }
       at::Tensor dx = needX ? at::empty_like(x, at::MemoryFormat::ChannelsLast) : at::Tensor();
       at::Tensor dr = needResidual ? at::empty_like(x, at::MemoryFormat::ChannelsLast) : at::Tensor();
-      float* dxp = needX ? dx.data_ptr<float>() : nullptr;
-      float* drp = needResidual ? dr.data_ptr<float>() : nullptr;
+      T* dxp = needX ? dataOf<T>(dx) : nullptr;
+      T* drp = needResidual ? dataOf<T>(dr) : nullptr;
       const std::vector<float> as = tiling.repeat(a.data()), bs = tiling.repeat(b.data()), ks = tiling.repeat(k.data());
       forEachTile(tiling, [&](int64_t o, int64_t n) {
         inputGrad(gp + o, yp + o, xp + o, dxp ? dxp + o : nullptr, drp ? drp + o : nullptr, as.data(), bs.data(), ks.data(), n);
@@ -266,7 +358,6 @@ struct BatchNormReluFunction : torch::autograd::Function<BatchNormReluFunction> 
       out[0] = dx;
       out[5] = dr;
     }
-    return out;
   }
 
   // Under createGraph the gradient must itself be differentiable: batch norm
@@ -301,9 +392,11 @@ Napi::Value batchNormRelu(const Napi::CallbackInfo& info) {
   const at::Tensor& runningMean = tensorAt(info, 3);
   const at::Tensor& runningVar = tensorAt(info, 4);
   const c10::optional<at::Tensor> residual = optTensorAt(info, 5);
-  TORCH_CHECK(channelsLastFloat(x), "expected a 4-d channels-last float32 CPU tensor, got ", x.sizes(), " ", x.scalar_type());
-  TORCH_CHECK(!residual || (channelsLastFloat(*residual) && residual->sizes() == x.sizes()),
-              "the residual must be a channels-last float32 CPU tensor of the input's size ", x.sizes());
+  TORCH_CHECK(channelsLastActivation(x), "expected a 4-d channels-last float32 or bfloat16 CPU tensor, got ", x.sizes(), " ",
+              x.scalar_type());
+  TORCH_CHECK(!residual || (channelsLastActivation(*residual) && residual->sizes() == x.sizes() &&
+                            residual->scalar_type() == x.scalar_type()),
+              "the residual must be a channels-last CPU tensor of the input's size ", x.sizes(), " and type ", x.scalar_type());
   const int64_t channels = x.size(1);
   TORCH_CHECK(channels > 0, "expected at least one channel, got input size ", x.sizes());
   for (const at::Tensor* p : {&weight, &bias, &runningMean, &runningVar}) {

@@ -181,9 +181,9 @@ export function batchNorm(x: Tensor, opts: BatchNormOptions = {}): Tensor {
 /**
  * relu(batchNorm(x) + residual) in training mode as one native autograd node
  * (native/fused.cc), updating the running statistics as batchNorm does. x and
- * residual must be 4-d channels-last float32 CPU tensors of one shape; the
- * parameters and running statistics float32 vectors. src/nn/fused.ts chooses
- * between this and the separate ops.
+ * residual must be 4-d channels-last CPU tensors of one shape and dtype
+ * (float32 or bfloat16); the parameters and running statistics float32
+ * vectors. src/nn/fused.ts chooses between this and the separate ops.
  */
 export function batchNormRelu(
   x: Tensor,

@@ -4,11 +4,11 @@
  *
  * - a frozen model in inference mode: batch norm folded into the convolution
  *   (fold.ts), then the add and the activation;
- * - training mode with ReLU on channels-last float32 CPU batches: the
- *   convolution, then batch norm, the add and the ReLU as one native autograd
- *   node (native/fused.cc), which passes over the activations twice forward
- *   and twice backward where the separate ops take four or five forward and
- *   three backward;
+ * - training mode with ReLU on channels-last CPU batches (float32, or
+ *   bfloat16 from autocast's convolutions): the convolution, then batch norm,
+ *   the add and the ReLU as one native autograd node (native/fused.cc), which
+ *   passes over the activations twice forward and twice backward where the
+ *   separate ops take four or five forward and three backward;
  * - otherwise the separate layers.
  *
  * ADVML_FUSE_BN_RELU=0 (or setBatchNormReluFusion(false)) turns the fused
@@ -41,14 +41,15 @@ function fusionCandidate(bn: BatchNorm2d, act: ActivationSpec): boolean {
     bn.weight.dtype === 'float32' && bn.bias.dtype === 'float32';
 }
 
-function channelsLastFloat(t: Tensor): boolean {
-  return t.dtype === 'float32' && t.device === 'cpu' && t.rank === 4 && t.isContiguous('channelsLast');
+/** Float32, or bfloat16 as autocast's convolutions give it. */
+function channelsLastActivation(t: Tensor): boolean {
+  return (t.dtype === 'float32' || t.dtype === 'bfloat16') && t.device === 'cpu' && t.rank === 4 && t.isContiguous('channelsLast');
 }
 
 /** True where batchNormActivation() runs the fused node for these tensors. */
 export function batchNormReluFuses(bn: BatchNorm2d, x: Tensor, act: ActivationSpec, residual: Tensor | null = null): boolean {
-  return fusionCandidate(bn, act) && channelsLastFloat(x) && x.shape[1] === bn.numFeatures &&
-    (residual === null || (channelsLastFloat(residual) && residual.shape.every((d, i) => d === x.shape[i])));
+  return fusionCandidate(bn, act) && channelsLastActivation(x) && x.shape[1] === bn.numFeatures &&
+    (residual === null || (residual.dtype === x.dtype && channelsLastActivation(residual) && residual.shape.every((d, i) => d === x.shape[i])));
 }
 
 /** activation(bn(x) + residual); `x` and `residual` are not freed. */
