@@ -450,6 +450,14 @@ Napi::Value cudaDeviceCount(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), n);
 }
 
+// True where the current CUDA device computes in bfloat16 natively (compute
+// capability 8.0 or later, as libtorch's own check for bfloat16 convolutions
+// through cuDNN); false without CUDA.
+Napi::Value cudaBf16Supported(const Napi::CallbackInfo& info) {
+  const bool yes = at::hasCUDA() && at::detail::getCUDAHooks().supportsBFloat16ConvolutionWithCuDNNv8();
+  return Napi::Boolean::New(info.Env(), yes);
+}
+
 Napi::Value buildConfig(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(info.Env());
   o.Set("torchVersion", Napi::String::New(info.Env(), TORCH_VERSION));
@@ -500,6 +508,7 @@ void initCore(Napi::Env env, Napi::Object exports) {
   defineOp(env, exports, "generatorState", generatorState);
   defineOp(env, exports, "setGeneratorState", setGeneratorState);
   defineOp(env, exports, "cudaDeviceCount", cudaDeviceCount);
+  defineOp(env, exports, "cudaBf16Supported", cudaBf16Supported);
   defineOp(env, exports, "buildConfig", buildConfig);
 }
 

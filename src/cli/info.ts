@@ -1,5 +1,5 @@
 /** `advml info`: what the engine was built against and what it can use here. */
-import { buildInfo, cpuHasBf16, cudaDeviceCount, getNumThreads, loadedBlas, memory, resolvePrecision } from '../engine/index.js';
+import { buildInfo, cpuHasBf16, cudaDeviceCount, cudaHasBf16, getNumThreads, loadedBlas, memory, resolvePrecision } from '../engine/index.js';
 import { type Command, parseOptions } from './command.js';
 
 export const info: Command = {
@@ -8,7 +8,8 @@ export const info: Command = {
 
 Prints the libtorch version the native addon was built against, the thread
 count in use (ADVML_NUM_THREADS overrides the default of one per core), the
-CUDA devices libtorch sees, what precision 'auto' means on this CPU, the BLAS
+CUDA devices libtorch sees, what precision 'auto' means on this CPU (and on
+the CUDA device, where there is one), the BLAS
 library libtorch calls, the CPU allocator, and the engine's memory counters.
 
 Options:
@@ -24,6 +25,7 @@ Options:
       cudaDevices: cudaDeviceCount(),
       cpuBf16: cpuHasBf16(),
       autoPrecision: resolvePrecision('auto'),
+      ...(cudaDeviceCount() > 0 ? { cudaBf16: cudaHasBf16(), autoPrecisionCuda: resolvePrecision('auto', 'cuda') } : {}),
       blas: loadedBlas(),
       memory: memory(),
       ...(values.config ? { parallel: b.parallel, config: b.config } : {}),
@@ -33,7 +35,7 @@ Options:
     } else {
       console.log(`libtorch     ${report.libtorch}`);
       console.log(`threads      ${report.threads}`);
-      console.log(`CUDA devices ${report.cudaDevices}`);
+      console.log(`CUDA devices ${report.cudaDevices}${report.autoPrecisionCuda ? ` (auto = ${report.autoPrecisionCuda} there; bfloat16: ${report.cudaBf16 ? 'yes' : 'no'})` : ''}`);
       console.log(`precision    auto = ${report.autoPrecision} (bfloat16 instructions: ${report.cpuBf16 ? 'yes' : 'no'})`);
       console.log(`BLAS         ${report.blas.join(', ') || 'unknown'}`);
       const limit = report.memory.cacheLimitBytes;

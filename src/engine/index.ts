@@ -6,7 +6,7 @@ export { grad, noGrad, enableGrad, isGradEnabled, type GradOptions } from './aut
 export * from './ops.js';
 export * from './random.js';
 export {
-  setNumThreads, getNumThreads, manualSeed, globalGeneratorState, setGlobalGeneratorState, memory, emptyCache, stateStamp, cudaAvailable, cudaDeviceCount, buildInfo, defaultThreads, loadedBlas, switchFromEnv,
+  setNumThreads, getNumThreads, manualSeed, globalGeneratorState, setGlobalGeneratorState, memory, emptyCache, stateStamp, cudaAvailable, cudaDeviceCount, cudaHasBf16, buildInfo, defaultThreads, loadedBlas, switchFromEnv,
   type MemoryInfo, type BuildInfo,
 } from './runtime.js';
-export { type ConcretePrecision, type DeviceKind, type Precision, PRECISIONS, autocastDtype, checkPrecision, choosePrecision, cpuHasBf16, cpuinfoHasBf16, lossPrecision, resolvePrecision, withPrecision } from './precision.js';
+export { type ConcretePrecision, type DeviceKind, type Precision, type PrecisionHardware, PRECISIONS, autocastDtype, checkPrecision, choosePrecision, cpuHasBf16, cpuinfoHasBf16, lossPrecision, resolvePrecision, withPrecision } from './precision.js';

@@ -36,7 +36,7 @@ export type OpName =
   | 'conv2d' | 'maxPool2d' | 'avgPool2d' | 'adaptiveAvgPool2d' | 'log1p' | 'pad'
   | 'abs' | 'add' | 'add_' | 'addcdiv_' | 'addcmul_' | 'all' | 'amax' | 'amin' | 'any' | 'arange' | 'argmax' |
   'argmin' | 'backward' | 'batchNorm' | 'batchNormRelu' | 'bernoulli' | 'buildConfig' | 'cat' | 'ceil' | 'chunk' | 'clamp' |
-  'clampInPlace_' | 'clone' | 'contiguous' | 'copyInFormat' | 'copy_' | 'cos' | 'crossEntropy' | 'cudaDeviceCount' | 'cumsum' |
+  'clampInPlace_' | 'clone' | 'contiguous' | 'copyInFormat' | 'copy_' | 'cos' | 'crossEntropy' | 'cudaBf16Supported' | 'cudaDeviceCount' | 'cumsum' |
   'detach' | 'device' | 'dispose' | 'disposedHandle' | 'div' | 'div_' | 'dropout' | 'dtype' | 'elu' | 'empty' |
   'eq' | 'erf' | 'erfinv' | 'exp' | 'expand' | 'eye' | 'fill_' | 'flatten' | 'flip' | 'floor' | 'fromBuffer' | 'full' |
   'gather' | 'ge' | 'generatorState' | 'getGrad' | 'getNumThreads' | 'grad' | 'gradFn' | 'gt' | 'hardtanh' |

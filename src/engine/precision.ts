@@ -4,12 +4,13 @@
  * libtorch's autocast (weights, optimizer state and inputs stay float32; on
  * CPU oneDNN uses AVX512-BF16 or AMX where the CPU has them). 'auto' is
  * bf16-autocast where the hardware computes in bfloat16 natively (such a CPU,
- * or a CUDA device), fp32 otherwise. Losses are computed in float32: pass
+ * or a CUDA device of compute capability 8.0 or later), fp32 otherwise. Losses are computed in float32: pass
  * logits through {@link lossPrecision} outside the autocast region.
  */
 import { readFileSync } from 'node:fs';
 import { dtypeCode, dtypeName } from './dtype.js';
 import { native } from './native.js';
+import { cudaHasBf16 } from './runtime.js';
 import type { Tensor } from './tensor.js';
 
 export type Precision = 'fp32' | 'bf16-autocast' | 'auto';
@@ -46,20 +47,37 @@ export function checkPrecision(p: unknown): Precision {
   return p as Precision;
 }
 
-/**
- * The decision behind 'auto', as a pure function of the hardware: bfloat16 on
- * CUDA and on CPUs with bfloat16 instructions (there it is 1.9-3.8x faster
- * and attacks find the same examples, docs/precision.md), float32 elsewhere,
- * where bfloat16 would be emulated and slower.
- */
-export function choosePrecision(p: Precision, hardware: { device: DeviceKind; cpuBf16: boolean }): ConcretePrecision {
-  if (checkPrecision(p) !== 'auto') return p as ConcretePrecision;
-  return hardware.device === 'cuda' || hardware.cpuBf16 ? 'bf16-autocast' : 'fp32';
+/** What the 'auto' decision looks at: where the work runs, and whether that hardware has bfloat16 arithmetic. */
+export interface PrecisionHardware {
+  device: DeviceKind;
+  /** The CPU lists AVX512-BF16 or AMX-BF16 ({@link cpuHasBf16}). */
+  cpuBf16: boolean;
+  /** The CUDA device has compute capability 8.0 or later ({@link cudaHasBf16}). */
+  cudaBf16: boolean;
 }
 
-/** 'auto' made concrete for this machine and device; other values checked and returned. */
+/**
+ * The decision behind 'auto', as a pure function of the hardware: bfloat16 on
+ * CPUs with bfloat16 instructions (there it is 1.9-3.8x faster and attacks
+ * find the same examples, docs/precision.md) and on CUDA devices of compute
+ * capability 8.0 or later, float32 elsewhere, where bfloat16 would be emulated
+ * and slower, or missing from older GPUs' kernels.
+ */
+export function choosePrecision(p: Precision, hardware: PrecisionHardware): ConcretePrecision {
+  if (checkPrecision(p) !== 'auto') return p as ConcretePrecision;
+  const bf16 = hardware.device === 'cuda' ? hardware.cudaBf16 : hardware.cpuBf16;
+  return bf16 ? 'bf16-autocast' : 'fp32';
+}
+
+/**
+ * 'auto' made concrete for this machine and device; other values checked and
+ * returned. For CUDA the current device is asked (all of a machine's GPUs are
+ * taken to be of one generation).
+ */
 export function resolvePrecision(p: Precision, device = 'cpu'): ConcretePrecision {
-  return choosePrecision(p, { device: deviceKind(device), cpuBf16: device.startsWith('cuda') ? false : cpuHasBf16() });
+  if (checkPrecision(p) !== 'auto') return p as ConcretePrecision;
+  const kind = deviceKind(device);
+  return choosePrecision(p, { device: kind, cpuBf16: kind === 'cpu' && cpuHasBf16(), cudaBf16: kind === 'cuda' && cudaHasBf16() });
 }
 
 function deviceKind(device: string): DeviceKind {

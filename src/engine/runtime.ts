@@ -84,6 +84,14 @@ export function cudaDeviceCount(): number {
   return native.cudaDeviceCount() as number;
 }
 
+/**
+ * True where the current CUDA device computes in bfloat16 natively (compute
+ * capability 8.0 or later, cuDNN present); false on older GPUs and without CUDA.
+ */
+export function cudaHasBf16(): boolean {
+  return native.cudaBf16Supported() as boolean;
+}
+
 export function cudaAvailable(): boolean {
   return cudaDeviceCount() > 0;
 }
