@@ -12,7 +12,7 @@ import { openImageNet } from '../data/index.js';
 import { evaluate } from '../evaluation/index.js';
 import { type Classifier, buildClassifier, classifierFromCheckpoint } from '../models/index.js';
 import { disposeCheckpoint, loadCheckpointSync } from '../io/index.js';
-import { type HeldOut, type OptimizerName, PRESETS, type Preset, type TrainEvent, parseEpsSpec, runTraining } from '../training/index.js';
+import { type Collective, type HeldOut, type OptimizerName, PRESETS, type Preset, type TrainEvent, parseEpsSpec, runTraining } from '../training/index.js';
 import { type Command, UsageError, nonNegativeInt, parseOptions, positiveInt } from './command.js';
 import { loadDataset, parsePrecision } from './common.js';
 import { progressBar } from './progress.js';
@@ -165,9 +165,9 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
       else if (e.type === 'resume') console.error(`resuming at step ${e.step} (epoch ${e.epoch}, batch ${e.batch})`);
     };
     const heldOut = test
-      ? async (m: Classifier): Promise<HeldOut> => {
+      ? async (m: Classifier, shards?: Collective): Promise<HeldOut> => {
           const n = Math.min(evalImages, test.length);
-          const r = await evaluate(m, test, { methods: [evalMethod], eps: [evalEps], indices: Array.from({ length: n }, (_, i) => i), seed: c.seed });
+          const r = await evaluate(m, test, { methods: [evalMethod], eps: [evalEps], indices: Array.from({ length: n }, (_, i) => i), seed: c.seed, group: shards });
           return { clean: r.clean.top1.value, adversarial: r.cells[0]!.top1.value, what: `${evalMethod} at eps ${evalEps} on ${n} test images` };
         }
       : undefined;

@@ -65,8 +65,12 @@ export interface RunOptions {
   model: Classifier;
   spec: ModelSpec;
   train: Dataset;
-  /** Measures held-out accuracy (the CLI passes the evaluation grid); called every evalEvery steps and at the end. */
-  heldOut?: (model: Classifier) => Promise<HeldOut>;
+  /**
+   * Measures held-out accuracy (the CLI passes the evaluation grid); called every evalEvery steps and at the end.
+   * In data-parallel training it is called on every rank with the group, to shard the images over it
+   * (`evaluate(model, data, { group })`), and must return the same result on every rank.
+   */
+  heldOut?: (model: Classifier, group?: Collective) => Promise<HeldOut>;
   config: TrainConfig;
   /** Checkpoint file (written atomically). */
   checkpoint: string;
@@ -78,8 +82,9 @@ export interface RunOptions {
   /**
    * Data-parallel training over a process group: rank 0's weights are
    * broadcast at the start, each rank reads its own shard of every epoch,
-   * gradients are summed before each step, rank 0 writes the checkpoints
-   * (with every rank's generator states), and a stop request on any rank stops all.
+   * gradients are summed before each step, every rank takes rank 0's buffers
+   * after it, rank 0 writes the checkpoints (with every rank's generator
+   * states), held-out evaluation is sharded, and a stop request on any rank stops all.
    */
   group?: Collective;
 }
@@ -189,8 +194,8 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   };
 
   const heldOut = async (): Promise<HeldOut | null> => {
-    if (!o.heldOut || rank !== 0) return null;
-    const r = await o.heldOut(o.model);
+    if (!o.heldOut) return null;
+    const r = await o.heldOut(o.model, group);
     emit({ type: 'eval', step: trainer.step, ...r });
     return r;
   };

@@ -122,6 +122,20 @@ export class AdversarialTrainer {
   /** The data-parallel group, when training on several processes. */
   readonly group?: Collective;
 
+  /**
+   * Rank 0's buffers (batch-norm running statistics) to every rank, as
+   * PyTorch's DistributedDataParallel broadcasts them. Without it each rank's
+   * running statistics follow its own batches: the ranks would make their
+   * adversarial examples (in inference mode) with different models, held-out
+   * evaluation would mix them, and a resumed run (all ranks from rank 0's
+   * checkpoint) would not continue the one that stopped. One broadcast per
+   * dtype; synchronised batch norm makes it a no-op in effect.
+   */
+  private syncBuffers(group: Collective): void {
+    const buffers = this.model.module.namedBuffers().map(([, b]) => b);
+    if (buffers.length) group.broadcast(buffers, 0);
+  }
+
   /** How many of a minibatch of m become adversarial at the current step. */
   adversarialCount(m: number): number {
     return this.step < this.delay ? 0 : Math.min(this.config.adversarial, m);
@@ -138,8 +152,9 @@ export class AdversarialTrainer {
    * One step of Algorithm 1 on the minibatch (x, y). With a group, (x, y) is
    * this rank's part of the global minibatch: the loss is normalised by the
    * global (M - K) + lambda K (every rank holds m examples, k adversarial),
-   * gradients are summed across ranks before the optimizer step, and the
-   * reported figures are global.
+   * gradients are summed across ranks before the optimizer step, the
+   * reported figures are global, and after the step every rank takes rank 0's
+   * buffers (see {@link syncBuffers}).
    */
   trainStep(x: Tensor, y: Tensor): StepStats {
     const m = x.shape[0] as number;
@@ -174,6 +189,7 @@ export class AdversarialTrainer {
     }
     this.optimizer.step();
     this.optimizer.zeroGrad();
+    if (this.group && world > 1) this.syncBuffers(this.group);
     const lr = this.optimizer.lr;
     this.step++;
     return {

@@ -2,7 +2,9 @@
  * Equivalence: N processes with M/N examples each reach the weights of one
  * process with the whole batch, for several steps of adversarial training of a
  * model with batch norm (synchronised), and every rank holds identical
- * weights after every step.
+ * weights after every step. Without synchronised batch norm, the ranks still
+ * hold one model between steps (rank 0's buffers), which the sharded held-out
+ * evaluation relies on.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +17,7 @@ import { launch } from '../../src/distributed/launcher.js';
 import { loadSafetensorsSync } from '../../src/io/index.js';
 
 const worker = fileURLToPath(new URL('./dp-worker.ts', import.meta.url));
+const heldOutWorker = fileURLToPath(new URL('./dp-heldout-worker.ts', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'advml-dp-'));
 
 async function run(n: number): Promise<Map<string, Tensor>> {
@@ -40,4 +43,22 @@ test('2 and 4 processes with M/N examples each end with the weights of 1 process
   // Training moved the weights: the comparison is not between untouched initial values.
   const init = one.get('conv1.weight') as Tensor;
   assert.ok(init.abs().sum().item() > 0);
+});
+
+test('without synchronised batch norm every rank holds rank 0\'s buffers after each step, and the held-out evaluation is sharded', { timeout: 120_000 }, async () => {
+  const lines: string[] = [];
+  const r = await launch({ command: process.execPath, args: ['--import', 'tsx', heldOutWorker], nprocPerNode: 2, threadsPerWorker: 1, onOutput: (l) => lines.push(l.text) });
+  assert.equal(r.ok, true, lines.join('\n'));
+  const results = lines.filter((l) => l.startsWith('RESULT ')).map((l) => JSON.parse(l.slice(7)) as {
+    rank: number; bufferSpread: number; heldOuts: { clean: number; adversarial: number }[]; alone: { clean: number; adversarial: number } | null;
+  }).sort((a, b) => a.rank - b.rank);
+  assert.equal(results.length, 2, lines.join('\n'));
+  const [lead, other] = results as [typeof results[0], typeof results[0]];
+  // The batch statistics of the two halves differ, so without the broadcast the running statistics would too.
+  for (const x of results) assert.equal(x.bufferSpread, 0, `rank ${x.rank}: buffers differ across ranks by ${x.bufferSpread}`);
+  // Held out after steps 2, 4, 6 and at the end, the same figures on both ranks (each evaluated half the images).
+  assert.equal(lead.heldOuts.length, 4);
+  assert.deepEqual(other.heldOuts, lead.heldOuts);
+  // The sharded figures are those of rank 0's model evaluated alone on every image.
+  assert.deepEqual(lead.heldOuts.at(-1), lead.alone);
 });
