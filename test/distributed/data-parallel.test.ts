@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Tensor, scope } from '../../src/index.js';
 import { launch } from '../../src/distributed/launcher.js';
-import { loadSafetensorsSync } from '../../src/io/index.js';
+import { disposeCheckpoint, loadCheckpointSync, loadSafetensorsSync } from '../../src/io/index.js';
 
 const worker = fileURLToPath(new URL('./dp-worker.ts', import.meta.url));
 const heldOutWorker = fileURLToPath(new URL('./dp-heldout-worker.ts', import.meta.url));
@@ -45,14 +45,18 @@ test('2 and 4 processes with M/N examples each end with the weights of 1 process
   assert.ok(init.abs().sum().item() > 0);
 });
 
-test('without synchronised batch norm every rank holds rank 0\'s buffers after each step, and the held-out evaluation is sharded', { timeout: 120_000 }, async () => {
+/** Runs the held-out worker on 2 processes; its RESULT lines by rank. */
+async function runHeldOutWorker(args: string[] = []): Promise<{ rank: number; bufferSpread: number; heldOuts: unknown[]; alone: unknown }[]> {
   const lines: string[] = [];
-  const r = await launch({ command: process.execPath, args: ['--import', 'tsx', heldOutWorker], nprocPerNode: 2, threadsPerWorker: 1, onOutput: (l) => lines.push(l.text) });
+  const r = await launch({ command: process.execPath, args: ['--import', 'tsx', heldOutWorker, ...args], nprocPerNode: 2, threadsPerWorker: 1, onOutput: (l) => lines.push(l.text) });
   assert.equal(r.ok, true, lines.join('\n'));
-  const results = lines.filter((l) => l.startsWith('RESULT ')).map((l) => JSON.parse(l.slice(7)) as {
-    rank: number; bufferSpread: number; heldOuts: { clean: number; adversarial: number }[]; alone: { clean: number; adversarial: number } | null;
-  }).sort((a, b) => a.rank - b.rank);
+  const results = lines.filter((l) => l.startsWith('RESULT ')).map((l) => JSON.parse(l.slice(7)) as Awaited<ReturnType<typeof runHeldOutWorker>>[0]);
   assert.equal(results.length, 2, lines.join('\n'));
+  return results.sort((a, b) => a.rank - b.rank);
+}
+
+test('without synchronised batch norm every rank holds rank 0\'s buffers after each step, and the held-out evaluation is sharded', { timeout: 120_000 }, async () => {
+  const results = await runHeldOutWorker();
   const [lead, other] = results as [typeof results[0], typeof results[0]];
   // The batch statistics of the two halves differ, so without the broadcast the running statistics would too.
   for (const x of results) assert.equal(x.bufferSpread, 0, `rank ${x.rank}: buffers differ across ranks by ${x.bufferSpread}`);
@@ -61,4 +65,23 @@ test('without synchronised batch norm every rank holds rank 0\'s buffers after e
   assert.deepEqual(other.heldOuts, lead.heldOuts);
   // The sharded figures are those of rank 0's model evaluated alone on every image.
   assert.deepEqual(lead.heldOuts.at(-1), lead.alone);
+});
+
+test('without synchronised batch norm a run stopped after 3 steps and resumed ends with the weights and buffers of one that never stopped', { timeout: 180_000 }, async () => {
+  const straight = join(dir, 'straight.safetensors');
+  const resumed = join(dir, 'resumed.safetensors');
+  await runHeldOutWorker(['--checkpoint', straight]);
+  await runHeldOutWorker(['--checkpoint', resumed, '--steps', '3']);
+  await runHeldOutWorker(['--checkpoint', resumed, '--resume']);
+  const [a, b] = [loadCheckpointSync(straight), loadCheckpointSync(resumed)];
+  try {
+    assert.equal(b.step, a.step);
+    assert.deepEqual([...b.weights.keys()], [...a.weights.keys()]);
+    scope(() => {
+      for (const [k, v] of a.weights) assert.equal(v.sub(b.weights.get(k) as Tensor).abs().max().item(), 0, `${k} differs after resuming`);
+    });
+  } finally {
+    disposeCheckpoint(a);
+    disposeCheckpoint(b);
+  }
 });

@@ -5,10 +5,16 @@
  * run every rank prints how far its buffers are from the other ranks', its
  * held-out results and, on rank 0, the same evaluation of its own model alone
  * on all the images: `RESULT <json>` lines the test compares.
+ *
+ *   dp-heldout-worker.ts [--checkpoint FILE] [--steps N] [--resume]
+ *
+ * With --checkpoint the run keeps its checkpoint there (else in a temporary
+ * folder); --steps stops after N steps in all; --resume continues from FILE.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { cat, noGrad, scope } from '../../src/index.js';
 import { initProcessGroup } from '../../src/distributed/index.js';
 import { TensorDataset, loadMnist } from '../../src/data/index.js';
@@ -16,6 +22,7 @@ import { type EvalResult, evaluate } from '../../src/evaluation/index.js';
 import { type ModelSpec, buildClassifier } from '../../src/models/index.js';
 import { type HeldOut, runTraining } from '../../src/training/index.js';
 
+const { values: args } = parseArgs({ options: { checkpoint: { type: 'string' }, steps: { type: 'string' }, resume: { type: 'boolean' } }, strict: true });
 const pg = initProcessGroup({ timeoutMs: 60_000 });
 const spec: ModelSpec = { architecture: 'resnet', options: { depth: 8, width: 0.5, seed: 3 }, classifier: { classes: 10, inputShape: [1, 28, 28], inputRange: [0, 1] } };
 const model = buildClassifier(spec);
@@ -27,9 +34,9 @@ const heldOuts: HeldOut[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'advml-dp-heldout-'));
 try {
   await runTraining({
-    model, spec, train, checkpoint: join(dir, 'c.safetensors'), group: pg,
+    model, spec, train, checkpoint: args.checkpoint ?? join(dir, 'c.safetensors'), resume: args.resume, group: pg,
     config: {
-      batchSize: 16 / pg.worldSize, epochs: 1, seed: 4, evalEvery: 2, checkpointEvery: 0, precision: 'fp32',
+      batchSize: 16 / pg.worldSize, epochs: 1, maxSteps: args.steps === undefined ? undefined : Number(args.steps), seed: 4, evalEvery: 2, checkpointEvery: 0, precision: 'fp32',
       adversarial: { adversarial: 8 / pg.worldSize, lambda: 0.3, method: 'step-ll', eps: { kind: 'fixed', value: 16 } },
       optimizer: { name: 'sgd', lr: 0.1, momentum: 0.9 },
     },
