@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "advml",
-      "sources": ["native/allocator.cc", "native/core.cc", "native/ops.cc", "native/autograd.cc", "native/fused.cc", "native/distributed.cc"],
+      "sources": ["native/allocator.cc", "native/core.cc", "native/ops.cc", "native/autograd.cc", "native/fused.cc", "native/distributed.cc", "native/jit.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<!@(node native/torch-config.cjs include)"

@@ -68,5 +68,7 @@ void initAutograd(Napi::Env env, Napi::Object exports);
 void initFused(Napi::Env env, Napi::Object exports);
 // Process groups and collectives on c10d (native/distributed.cc).
 void initDistributed(Napi::Env env, Napi::Object exports);
+// TorchScript modules through libtorch's JIT (native/jit.cc).
+void initJit(Napi::Env env, Napi::Object exports);
 
 }  // namespace advml

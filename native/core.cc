@@ -520,6 +520,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   advml::initAutograd(env, exports);
   advml::initFused(env, exports);
   advml::initDistributed(env, exports);
+  advml::initJit(env, exports);
   return exports;
 }
 

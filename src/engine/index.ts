@@ -10,3 +10,4 @@ export {
   type MemoryInfo, type BuildInfo,
 } from './runtime.js';
 export { type ConcretePrecision, type DeviceKind, type Precision, type PrecisionHardware, PRECISIONS, autocastDtype, checkPrecision, choosePrecision, cpuHasBf16, cpuinfoHasBf16, lossPrecision, resolvePrecision, withPrecision } from './precision.js';
+export { ScriptModule } from './script.js';

@@ -22,4 +22,5 @@ export {
   CHECKPOINT_FORMAT, type Checkpoint, type Json,
 } from './checkpoint.js';
 export { encodePng, tensorToPng } from './png.js';
+export { checkZipArchive } from './zip-check.js';
 export * as tfjs from './tfjs/index.js';

@@ -11,3 +11,4 @@ export {
 } from './resnet50-imagenet.js';
 export { Classifier, type ClassifierOptions } from './classifier.js';
 export * from './registry.js';
+export { TorchScriptModule, loadTorchScript, saveTorchScript } from './torchscript.js';

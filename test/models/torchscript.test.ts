@@ -1,0 +1,134 @@
+/**
+ * TorchScript models through libtorch's JIT: torchvision ResNet-18 (scripted)
+ * and MobileNetV2 (traced), with random weights, written by Debian's PyTorch
+ * (test/models/torchscript_ref.py): inference logits and input gradients, one
+ * SGD step in training mode (batch norm on batch statistics), the .pt written
+ * back and read by torch.jit.load, and corrupt files refused.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Tensor, crossEntropy, grad, memory, scope, setNumThreads } from '../../src/index.js';
+import { loadSafetensorsSync } from '../../src/io/index.js';
+import { type TorchScriptModule, loadTorchScript, saveTorchScript } from '../../src/models/index.js';
+import { SGD } from '../../src/optim/index.js';
+import { hasTorch, runPython } from '../helpers/python.js';
+
+setNumThreads(2);
+
+const script = fileURLToPath(new URL('./torchscript_ref.py', import.meta.url));
+const noTorch = !hasTorch() && 'the reference Python cannot import torch (scripts/setup.sh installs python3-torch)';
+const dir = mkdtempSync(join(tmpdir(), 'advml-torchscript-'));
+if (!noTorch) runPython(script, ['export', dir]);
+process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+
+const load = (name: string): TorchScriptModule => loadTorchScript(join(dir, name));
+const maxAbs = (a: Tensor, b: Tensor): number => scope(() => a.sub(b).abs().max().item());
+const maxRel = (a: Tensor, b: Tensor): number => scope(() => a.sub(b).abs().max().item() / b.abs().max().item());
+
+for (const name of ['resnet18', 'mobilenet_v2']) {
+  test(`${name}: inference logits within 1e-4 and input gradients within 1e-4 relative of PyTorch's`, { skip: noTorch }, () => {
+    const ref = loadSafetensorsSync(join(dir, `${name}.ref.safetensors`)).tensors;
+    const model = load(`${name}.pt`).eval();
+    try {
+      scope(() => {
+        const x = ref.get('x')!.detach().requiresGrad_(true);
+        const logits = model.forward(x);
+        assert.ok(maxAbs(logits, ref.get('logits')!) < 1e-4, `logits differ by ${maxAbs(logits, ref.get('logits')!)}`);
+        const [g] = grad(logits.mul(ref.get('w')!).sum(), x);
+        const rel = maxRel(g!, ref.get('grad')!);
+        assert.ok(rel < 1e-4, `input gradient differs by ${rel} of its largest element`);
+      });
+    } finally {
+      model.dispose();
+      for (const t of ref.values()) t.dispose();
+    }
+  });
+}
+
+test('resnet18: PyTorch names and shapes for every parameter and buffer; one SGD step equals PyTorch\'s', { skip: noTorch }, () => {
+  const ref = loadSafetensorsSync(join(dir, 'resnet18.ref.safetensors')).tensors;
+  const model = load('resnet18.pt');
+  try {
+    const after = [...ref.keys()].filter((k) => k.startsWith('after.')).map((k) => k.slice('after.'.length));
+    assert.deepEqual([...model.stateDict().keys()].sort(), after.sort(), 'the state dict has PyTorch\'s names');
+    assert.equal(model.parameters().length, 62);
+    const opt = new SGD(model.parameters(), 0.1, { momentum: 0 });
+    model.train();
+    scope(() => {
+      const logits = model.forward(ref.get('x')!);
+      assert.ok(maxAbs(logits, ref.get('train_logits')!) < 1e-4, 'training-mode logits (batch statistics) match');
+      crossEntropy(logits, ref.get('y')!).backward();
+    });
+    opt.step();
+    for (const [k, t] of model.stateDict()) {
+      const d = maxAbs(t.to('float64'), ref.get(`after.${k}`)!.to('float64'));
+      assert.ok(d < 1e-4, `${k} after the step differs from PyTorch's by ${d}`);
+    }
+    opt.dispose();
+  } finally {
+    model.dispose();
+    for (const t of ref.values()) t.dispose();
+  }
+});
+
+test('a trained model written back as .pt loads in PyTorch with advml\'s weights and gives advml\'s logits', { skip: noTorch }, () => {
+  const model = load('resnet18.pt');
+  try {
+    // A step that moves every weight, so a file with the old weights would not pass.
+    const opt = new SGD(model.parameters(), 0.5, { momentum: 0 });
+    const ref = loadSafetensorsSync(join(dir, 'resnet18.ref.safetensors')).tensors;
+    model.train();
+    scope(() => crossEntropy(model.forward(ref.get('x')!), ref.get('y')!).backward());
+    opt.step();
+    opt.dispose();
+    model.eval();
+    const out = join(dir, 'trained.pt');
+    saveTorchScript(model, out);
+    const dumped = join(dir, 'trained.dump.safetensors');
+    runPython(script, ['dump', out, join(dir, 'resnet18.ref.safetensors'), dumped]);
+    const back = loadSafetensorsSync(dumped).tensors;
+    try {
+      for (const [k, t] of model.stateDict()) {
+        assert.equal(maxAbs(t.to('float64'), back.get(`state.${k}`)!.to('float64')), 0, `${k} as PyTorch reads it`);
+      }
+      const logits = scope(() => model.forward(ref.get('x')!).detach().keep());
+      assert.ok(maxAbs(logits, back.get('logits')!) < 1e-4, 'PyTorch computes advml\'s logits from the file');
+      assert.ok(maxAbs(logits, ref.get('logits')!) > 1e-3, 'and they are not the untrained model\'s');
+      logits.dispose();
+    } finally {
+      for (const t of [...ref.values(), ...back.values()]) t.dispose();
+    }
+  } finally {
+    model.dispose();
+  }
+});
+
+test('corrupt and truncated .pt files are refused with the file named; nothing leaks', { skip: noTorch }, () => {
+  const live = memory().liveTensors;
+  const whole = readFileSync(join(dir, 'mobilenet_v2.pt'));
+  const cases: [string, Uint8Array][] = [
+    ['empty.pt', new Uint8Array(0)],
+    ['text.pt', new TextEncoder().encode('not a model\n')],
+    ['truncated.pt', whole.subarray(0, Math.floor(whole.length / 2))],
+  ];
+  for (const [file, bytes] of cases) {
+    writeFileSync(join(dir, file), bytes);
+    assert.throws(() => load(file), (e: Error) => {
+      assert.match(e.message, new RegExp(`${file.replace('.', '\\.')}: not an intact zip archive \\(no end-of-directory record`));
+      return true;
+    });
+  }
+  // A flipped byte inside a weight's record: the archive's CRC check refuses it.
+  const flipped = Uint8Array.from(whole);
+  flipped[Math.floor(flipped.length * 0.6)] ^= 0xff;
+  writeFileSync(join(dir, 'flipped.pt'), flipped);
+  assert.throws(() => load('flipped.pt'), /flipped\.pt: not an intact zip archive \(entry '.*' does not match its CRC-32/);
+  // An intact zip archive that is no TorchScript module: libtorch's own refusal, with the file named.
+  runPython(script, ['plainzip', join(dir, 'plain.pt')]);
+  assert.throws(() => load('plain.pt'), /plain\.pt: not a loadable TorchScript file/);
+  assert.equal(memory().liveTensors, live);
+});
