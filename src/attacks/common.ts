@@ -4,7 +4,7 @@
  * projection onto the eps ball and the valid range, and inference mode.
  */
 import { type Generator, type Precision, type Tensor, crossEntropy, enableGrad, grad, lossPrecision, noGrad, scope, tensor, withPrecision } from '../engine/index.js';
-import type { Classifier } from '../models/classifier.js';
+import { type Classifier, checkImageValues } from '../models/classifier.js';
 import { withFrozenParameters } from '../nn/index.js';
 
 /** The norm a step or a ball is measured in. */
@@ -69,6 +69,7 @@ export function epsTensor(model: Classifier, x: Tensor, eps: Eps, name = 'eps'):
 /** Checks the batch and the true labels (when given). */
 export function checkInputs(model: Classifier, x: Tensor, y: Tensor | undefined): void {
   model.checkImages(x, 'x');
+  checkImageValues(x, model.inputRange, 'x');
   if (y === undefined) return;
   checkLabels(model, x, y, 'y');
 }

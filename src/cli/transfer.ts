@@ -19,8 +19,9 @@ test images and classifies them with every model (the target):
   error rate    = the fraction of all adversarial images the target misclassifies.
 
 Options:
-  --model FILE      a checkpoint, or resnet50 (the pretrained ImageNet model);
-                    repeat for each model (at least two)
+  --model FILE      a checkpoint, a .pt, .onnx or model.json (with its model
+                    card beside it), or resnet50; repeat for each model (at
+                    least two)
   --name LIST       comma-separated names for the models (default: file names)
   --data DATA       mnist or fashion-mnist (:test default), or folder:PATH
   --samples N       test images sampled at random (default 1000)
@@ -54,14 +55,14 @@ Options:
     const batchSize = positiveInt('transfer', 'batch', o.batch, 128);
     const models = new Map<string, Classifier>();
     try {
-      for (const [i, f] of files.entries()) models.set(names[i] as string, await loadModel(f));
+      for (const [i, f] of files.entries()) models.set(names[i] as string, await loadModel(f, 'transfer'));
       const first = models.values().next().value as Classifier;
       for (const [n, m] of models) {
         if (m.inputShape.join() !== first.inputShape.join() || m.classes !== first.classes) {
           throw new UsageError(`advml transfer: model '${n}' takes [${m.inputShape}] with ${m.classes} classes, unlike the first ([${first.inputShape}], ${first.classes})`);
         }
       }
-      const data = await openData(o.data, 'transfer', { imageSize: [first.inputShape[1], first.inputShape[2]], inputRange: first.inputRange });
+      const data = await openData(o.data, 'transfer', { imageSize: [first.inputShape[1], first.inputShape[2]] });
       const group = initProcessGroup();
       try {
         const bar = group.rank === 0 ? progressBar('transfer') : null;

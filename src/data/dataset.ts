@@ -32,7 +32,7 @@ export type WarningHandler = (warning: DataWarning) => void;
 
 /** A batch of samples. */
 export interface Batch {
-  /** The samples: float32 [N, C, H, W] in [0, 1] for the image datasets here (a TensorDataset gives its own rows). */
+  /** The samples: float32 [N, C, H, W] in the dataset's `range` ([0, 1] for the image datasets here). */
   images: Tensor;
   /** int64 [N], class indices. */
   labels: Tensor;
@@ -62,6 +62,11 @@ export interface Dataset {
   readonly length: number;
   /** Class names, indexed by label. */
   readonly classNames: readonly string[];
+  /**
+   * The range the images' values lie in (default [0, 1]). A classifier maps
+   * them onto its own input range with `Classifier.fromData`.
+   */
+  readonly range?: readonly [number, number];
   /** The samples at `indices` as one batch. */
   get(indices: readonly number[], opts?: GetOptions): Promise<Batch>;
 }
@@ -83,6 +88,8 @@ export interface TensorDatasetOptions {
   classNames?: readonly string[];
   /** A name for error messages (default 'TensorDataset'). */
   name?: string;
+  /** The range the images' values lie in (default [0, 1]). */
+  range?: readonly [number, number];
 }
 
 /**
@@ -98,6 +105,8 @@ export class TensorDataset implements Dataset {
   readonly classNames: readonly string[];
   /** The name used in error messages. */
   readonly name: string;
+  /** The range the images' values lie in. */
+  readonly range: readonly [number, number];
 
   /**
    * @param images [N, ...] samples (any dtype; MNIST's are float32 [N, 1, 28, 28]).
@@ -109,6 +118,7 @@ export class TensorDataset implements Dataset {
     opts: TensorDatasetOptions = {},
   ) {
     this.name = opts.name ?? 'TensorDataset';
+    this.range = opts.range ?? [0, 1];
     const n = images.shape[0];
     if (images.rank < 1 || n === undefined) throw new Error(`${this.name}: images must have a batch dimension, got shape [${images.shape}]`);
     if (labels.rank !== 1 || labels.shape[0] !== n) {
@@ -121,7 +131,7 @@ export class TensorDataset implements Dataset {
 
   /** Wraps a loaded {@link ImageDataset} (as `loadMnist` returns); `dispose()` then frees its tensors. */
   static from(ds: ImageDataset): TensorDataset {
-    return new TensorDataset(ds.images, ds.labels, { classNames: ds.classNames, name: ds.name });
+    return new TensorDataset(ds.images, ds.labels, { classNames: ds.classNames, name: ds.name, range: ds.range });
   }
 
   /** Rows `indices` of images and labels, as new tensors the caller owns. */

@@ -191,6 +191,8 @@ async function listImages(dir: string, base: string, out: string[], depth = 0): 
  * labels int64 [N].
  */
 export class ImageFolder implements Dataset {
+  /** The range of the images' values. */
+  readonly range: readonly [number, number] = [0, 1];
   /** Class names by index (the folder names, or the names in the class-index file). */
   readonly classNames: readonly string[];
   /** Class folder names by index. */

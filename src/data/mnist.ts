@@ -27,7 +27,7 @@ export interface ImageDataset {
   /** Class names by label. */
   classNames: string[];
   /** The range of image values, [0, 1]. */
-  inputRange: [number, number];
+  range: [number, number];
 }
 
 /** MNIST's class names: the digits. */
@@ -80,7 +80,7 @@ function load(name: string, images: string, labels: string, classNames: string[]
     images: tensor(pixels, { shape: [n, 1, h, w] }),
     labels: tensor(y),
     classNames,
-    inputRange: [0, 1],
+    range: [0, 1],
   };
 }
 

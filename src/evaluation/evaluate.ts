@@ -150,7 +150,8 @@ export async function evaluate(model: Classifier, data: Dataset, opts: EvalOptio
       // Inference mode for every pass (batch norm on running statistics, no dropout), whatever mode the
       // model came in: a model straight out of training would otherwise be judged on batch statistics.
       A.inMode(model, false, () => scope(() => {
-        const { images: x, labels: y } = batch;
+        const x = model.fromData(batch.images, data.range, 'the evaluation data');
+        const y = batch.labels;
         const c = hits(model, x, y, precision);
         const cleanTop1 = c.top1.dataSync() as Float32Array;
         clean.n += cleanTop1.length;

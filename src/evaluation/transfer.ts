@@ -65,12 +65,14 @@ export async function transferMatrix(models: Map<string, Classifier>, data: Data
     try {
       scope(() => {
         for (const [s, source] of models) {
-          const advs = adversarialBatches(source, batch.images, batch.labels, opts.methods, eps, opts.seed ?? 0);
+          const x = source.fromData(batch.images, data.range, 'the transfer data');
+          const advs = adversarialBatches(source, x, batch.labels, opts.methods, eps, opts.seed ?? 0);
           for (const [m, list] of advs) {
             list.forEach((adv, i) => {
               const fooled = wrong(source, adv, batch.labels);
               for (const [t, target] of models) {
-                const targetWrong = t === s ? fooled : wrong(target, adv, batch.labels);
+                // The source's images, in its input range, as the target takes them.
+                const targetWrong = t === s ? fooled : wrong(target, target.fromData(adv, source.inputRange, `model ${s}'s adversarial images`), batch.labels);
                 const cell = cells.get(`${m}@${eps[i]}:${s}>${t}`) as TransferCell;
                 for (let j = 0; j < fooled.length; j++) {
                   cell.n++;

@@ -7,6 +7,11 @@
  * MNIST tensors, [0, 255] for raw pixels); `preprocess` (per-channel mean and
  * std, RGB to BGR) runs inside `logits()`. An eps in the paper's pixel units
  * (0-255) becomes eps * (high - low) / 255 in the input range.
+ *
+ * This is the one place where images from data meet a model: datasets declare
+ * the range their images come in, and `fromData` maps them linearly onto the
+ * model's range, refusing images of another size or outside the declared range.
+ * Evaluation, training, the CLI and the server all call it.
  */
 import { type Tensor, scope, tensor } from '../engine/index.js';
 import type { Module } from '../nn/index.js';
@@ -41,12 +46,9 @@ export class Classifier {
 
   constructor(
     readonly module: Module,
-    opts: ClassifierOptions,
+    private readonly opts: ClassifierOptions,
   ) {
-    const [low, high] = opts.inputRange ?? [0, 1];
-    if (!(Number.isFinite(low) && Number.isFinite(high) && low < high)) {
-      throw new Error(`Classifier: inputRange must be [low, high] with low < high, got [${opts.inputRange}]`);
-    }
+    const [low, high] = checkRange(opts.inputRange ?? [0, 1], 'Classifier: inputRange');
     if (!Number.isInteger(opts.classes) || opts.classes < 2) throw new Error(`Classifier: classes must be an integer >= 2, got ${opts.classes}`);
     if (opts.classNames && opts.classNames.length !== opts.classes) {
       throw new Error(`Classifier: ${opts.classNames.length} class names given for ${opts.classes} classes`);
@@ -64,6 +66,16 @@ export class Classifier {
     this.std = opts.std ? tensor(opts.std).reshape([1, channels, 1, 1]).keep() : null;
     this.bgr = opts.bgr ?? false;
     this.memoryFormat = opts.memoryFormat ?? 'channelsLast';
+  }
+
+  /** The contract the classifier was made with (what a checkpoint records), without the memory format. */
+  contract(): Omit<ClassifierOptions, 'memoryFormat'> {
+    const o = this.opts;
+    return {
+      inputRange: [...this.inputRange], classes: this.classes, inputShape: [...this.inputShape],
+      ...(o.mean ? { mean: [...o.mean] } : {}), ...(o.std ? { std: [...o.std] } : {}), ...(o.bgr ? { bgr: true } : {}),
+      ...(o.classNames ? { classNames: [...o.classNames] } : {}),
+    };
   }
 
   /** How many input units one pixel value (1/255 of the range) is. */
@@ -89,6 +101,27 @@ export class Classifier {
     });
   }
 
+  /**
+   * Images from a data source whose values lie in `dataRange` (a dataset's
+   * `range`, [0, 1] when it declares none), as this classifier takes them:
+   * low + (x - dataLow) (high - low) / (dataHigh - dataLow). A new tensor the
+   * caller owns. `source` names the data in errors.
+   */
+  fromData(images: Tensor, dataRange: readonly [number, number] = [0, 1], source = 'the data'): Tensor {
+    const [c, h, w] = this.inputShape;
+    const s = images.shape;
+    if (s.length !== 4 || s[1] !== c || s[2] !== h || s[3] !== w) {
+      throw new Error(`${source} gives images of shape [${s.slice(1)}], the model takes [${c}, ${h}, ${w}]`);
+    }
+    checkRange(dataRange, `${source}'s range`);
+    checkImageValues(images, dataRange, source);
+    const [dlo, dhi] = dataRange;
+    const [lo, hi] = this.inputRange;
+    if (dlo === lo && dhi === hi) return images.to('float32');
+    const scale = (hi - lo) / (dhi - dlo);
+    return scope(() => images.to('float32').sub(dlo).mul(scale).add(lo));
+  }
+
   /** Throws unless `x` is a float batch [N, C, H, W] matching the input shape. */
   checkImages(x: Tensor, name: string): void {
     const s = x.shape;
@@ -104,5 +137,35 @@ export class Classifier {
     this.mean?.dispose();
     this.std?.dispose();
     this.module.dispose();
+  }
+}
+
+/** Throws unless `r` is [low, high] with finite low < high; returns it. */
+export function checkRange(r: readonly number[], what: string): [number, number] {
+  const [low, high] = Array.isArray(r) ? r : [];
+  if (r.length !== 2 || !(Number.isFinite(low) && Number.isFinite(high) && (low as number) < (high as number))) {
+    throw new Error(`${what} must be [low, high] with finite low < high, got [${String(r)}]`);
+  }
+  return [low as number, high as number];
+}
+
+/**
+ * Throws unless every value of `x` is finite and inside `range` (with a
+ * rounding margin of 1e-6 of its span), naming how many are not and where the
+ * values lie. One pass over the batch: attacks, evaluation and training call it at entry.
+ */
+export function checkImageValues(x: Tensor, range: readonly [number, number], what: string): void {
+  const [lo, hi] = range;
+  if (x.size === 0) throw new Error(`${what}: the batch holds no image`);
+  const [min, max, nonFinite] = scope(() => {
+    const finite = x.isfinite();
+    const bad = finite.logicalNot().sum().item();
+    if (bad > 0) return [NaN, NaN, bad];
+    return [x.min().item(), x.max().item(), 0];
+  }) as [number, number, number];
+  if (nonFinite > 0) throw new Error(`${what}: ${nonFinite} of ${x.size} values are not finite (NaN or infinite)`);
+  const margin = 1e-6 * (hi - lo);
+  if (min < lo - margin || max > hi + margin) {
+    throw new Error(`${what}: values span [${min}, ${max}], outside the range [${lo}, ${hi}] they are declared in`);
   }
 }

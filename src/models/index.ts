@@ -12,3 +12,8 @@ export {
 export { Classifier, type ClassifierOptions } from './classifier.js';
 export * from './registry.js';
 export { TorchScriptModule, loadTorchScript, saveTorchScript } from './torchscript.js';
+export { FOREIGN_FORMATS, type ForeignFormat, foreignFormatOf, loadForeignModule } from './foreign.js';
+export {
+  loadModel, loadForeign, foreignSpec, classifierFor, readModelCard, writeModelCard, readClassNames, modelCardPath, MODEL_FORMATS,
+  type InputContract, type PartialContract,
+} from './load.js';

@@ -10,9 +10,10 @@ import { Classifier, type ClassifierOptions } from './classifier.js';
 import { MnistCnn } from './mnist-cnn.js';
 import { ResNet } from './resnet.js';
 import { InceptionV3, type InceptionExtraBlocks } from './inception.js';
+import { FOREIGN_FORMATS, type ForeignFormat, loadForeignModule } from './foreign.js';
 
-/** Architectures a checkpoint can name. */
-export type Architecture = 'mnist-cnn' | 'resnet' | 'inception-v3';
+/** Architectures a checkpoint can name: the zoo's, or a foreign model file (options.file) whose graph it trained. */
+export type Architecture = 'mnist-cnn' | 'resnet' | 'inception-v3' | ForeignFormat;
 
 /** Options shared by the zoo's architectures. */
 export interface ArchitectureOptions {
@@ -29,6 +30,8 @@ export interface ArchitectureOptions {
   /** Inception v3: dropout probability before the classifier (default 0.5). */
   dropout?: number;
   seed?: number;
+  /** A foreign model: the absolute path of the file the graph is read from. */
+  file?: string;
 }
 
 /** Everything needed to rebuild a classifier (without its weights). */
@@ -39,7 +42,7 @@ export interface ModelSpec {
 }
 
 /** Every architecture {@link buildClassifier} knows. */
-export const ARCHITECTURES: readonly Architecture[] = ['mnist-cnn', 'resnet', 'inception-v3'];
+export const ARCHITECTURES: readonly Architecture[] = ['mnist-cnn', 'resnet', 'inception-v3', ...FOREIGN_FORMATS];
 
 /**
  * The spec of an Inception v3 classifier as the paper trains it: 299x299 RGB
@@ -57,6 +60,11 @@ export function inceptionV3Spec(options: ArchitectureOptions = {}, classifier: P
 /** Builds a freshly initialised classifier from a spec. */
 export function buildClassifier(spec: ModelSpec): Classifier {
   const { architecture, options: o, classifier: c } = spec;
+  if ((FOREIGN_FORMATS as readonly string[]).includes(architecture)) {
+    if (typeof o.file !== 'string') throw new Error(`a ${architecture} model spec needs options.file, the model file its graph comes from`);
+    const { module } = loadForeignModule(architecture as ForeignFormat, o.file);
+    return new Classifier(module, { ...c, memoryFormat: 'contiguous' });
+  }
   const generator = o.seed === undefined ? undefined : new Generator(o.seed);
   const common = {
     inChannels: c.inputShape[0],

@@ -74,19 +74,11 @@ export function describe(model: Classifier): ModelInfo {
 
 /** An 8-bit [H][W][C] image as a batch [1, C, H, W] in the model's input range. */
 export function imageTensor(model: Classifier, image: PreparedImage): Tensor {
-  const [c, h, w] = model.inputShape;
-  if (image.channels !== c || image.height !== h || image.width !== w) {
-    throw new Error(`the image is ${image.channels}x${image.height}x${image.width}, the model takes ${c}x${h}x${w}`);
-  }
-  const [low, high] = model.inputRange;
-  return scope(() =>
-    tensor(image.pixels, { shape: [1, h, w, c], dtype: 'uint8' })
-      .to('float32')
-      .permute([0, 3, 1, 2])
-      .contiguous()
-      .mul((high - low) / 255)
-      .add(low),
-  );
+  const { channels: c, height: h, width: w } = image;
+  return scope(() => {
+    const pixels = tensor(image.pixels, { shape: [1, h, w, c], dtype: 'uint8' }).to('float32').permute([0, 3, 1, 2]).contiguous();
+    return model.fromData(pixels, [0, 255], 'the image');
+  });
 }
 
 function top5(model: Classifier, x: Tensor, names: string[]): Prediction[] {
@@ -185,7 +177,8 @@ export async function accuracyCurves(cache: ModelCache, job: CurveJob, onProgres
       const batch = await data.get(Array.from({ length: Math.min(batchSize, n - start) }, (_, i) => start + i));
       try {
         scope(() => {
-          const { images: x, labels: y } = batch;
+          const x = model.fromData(batch.images, data.range, `the ${job.dataset} test images`);
+          const y = batch.labels;
           clean += correct(model, x, y);
           if (oneStep) {
             const advs = A.oneStepGrid(model, x, [oneStep], { eps: positive, y, label: job.label, seed: job.seed }).get(oneStep.name) as Tensor[];

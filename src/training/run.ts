@@ -208,7 +208,13 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       let windowImages = 0;
       for await (const batch of run) {
         try {
-          const stats = trainer.trainStep(batch.images, batch.labels);
+          const x = o.model.fromData(batch.images, o.train.range, 'the training data');
+          let stats: StepStats;
+          try {
+            stats = trainer.trainStep(x, batch.labels);
+          } finally {
+            x.dispose();
+          }
           windowImages += batch.labels.shape[0] as number;
           const now = performance.now();
           emit({ type: 'step', epoch, imagesPerSec: (windowImages * 1000) / Math.max(now - windowStart, 1e-3), totalSteps, ...stats });

@@ -94,7 +94,7 @@ describe('MNIST', () => {
     const ds = loadMnist('test');
     assert.equal(ds.name, 'mnist');
     assert.deepEqual(ds.classNames, MNIST_CLASSES);
-    assert.deepEqual(ds.inputRange, [0, 1]);
+    assert.deepEqual(ds.range, [0, 1]);
     assert.deepEqual(ds.images.shape, [10000, 1, 28, 28]);
     assert.equal(ds.images.dtype, 'float32');
     assert.deepEqual(ds.labels.shape, [10000]);

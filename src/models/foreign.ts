@@ -1,0 +1,46 @@
+/**
+ * Modules from other frameworks' files, by format: TorchScript through
+ * libtorch's JIT, ONNX on advml's engine, TensorFlow.js LayersModels. Both
+ * loading paths (a file named by the user, a checkpoint that names the file
+ * its graph came from) come through here.
+ */
+import { basename, extname } from 'node:path';
+import { tfjs } from '../io/index.js';
+import type { Module } from '../nn/index.js';
+import { loadTorchScript } from './torchscript.js';
+
+export const FOREIGN_FORMATS = ['torchscript', 'onnx', 'tfjs'] as const;
+export type ForeignFormat = (typeof FOREIGN_FORMATS)[number];
+
+/** The format of a model file by its name, or null when it is not a foreign model's. */
+export function foreignFormatOf(path: string): ForeignFormat | null {
+  const ext = extname(path).toLowerCase();
+  if (ext === '.pt' || ext === '.pth' || ext === '.torchscript') return 'torchscript';
+  if (ext === '.onnx') return 'onnx';
+  if (basename(path).toLowerCase().endsWith('.json') && !basename(path).toLowerCase().endsWith('.card.json')) return 'tfjs';
+  return null;
+}
+
+/** A loaded foreign module and the input shape [C, H, W] its file declares, if it declares one. */
+export interface ForeignModule {
+  module: Module;
+  declaredShape?: [number, number, number];
+}
+
+/** Loads a foreign model file as a module in training mode. */
+export function loadForeignModule(format: ForeignFormat, path: string): ForeignModule {
+  switch (format) {
+    case 'torchscript':
+      return { module: loadTorchScript(path) };
+    case 'tfjs': {
+      const m = tfjs.loadLayersModel(path, { outputLogits: true });
+      const [c, h, w] = m.inputShape;
+      const declared = typeof c === 'number' && typeof h === 'number' && typeof w === 'number';
+      return { module: m, declaredShape: declared ? [c, h, w] : undefined };
+    }
+    case 'onnx':
+      throw new Error(`${path}: ONNX models are not supported yet`);
+    default:
+      throw new Error(`unknown model format '${String(format)}': expected ${FOREIGN_FORMATS.join(', ')}`);
+  }
+}
