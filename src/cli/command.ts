@@ -1,5 +1,6 @@
 /** The shape of a CLI command and the shared argument helpers. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { InvalidNumberError, type NumberSpec, readNumber } from '../io/numbers.js';
 
 export interface Command {
   name: string;
@@ -23,18 +24,23 @@ export function parseOptions<O extends Options>(command: string, argv: string[],
   }
 }
 
+/** Reads a numeric option strictly (src/io/numbers.ts): a malformed or out-of-range value is a UsageError naming it. */
+export function numberOption(command: string, name: string, value: string, spec: NumberSpec): number {
+  try {
+    return readNumber(value, `--${name}`, spec);
+  } catch (e) {
+    if (e instanceof InvalidNumberError) throw new UsageError(`advml ${command}: ${e.message}`);
+    throw e;
+  }
+}
+
 /** Reads a positive integer option. */
 export function positiveInt(command: string, name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`advml ${command}: --${name} must be a positive integer, got '${value}'`);
-  return n;
+  return value === undefined ? fallback : numberOption(command, name, value, { integer: true, min: 1 });
 }
 
 /** Reads a non-negative integer option (seeds). */
 export function nonNegativeInt(command: string, name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isInteger(n) || n < 0) throw new UsageError(`advml ${command}: --${name} must be a non-negative integer, got '${value}'`);
-  return n;
+  return value === undefined ? fallback : numberOption(command, name, value, { integer: true, min: 0 });
 }
+

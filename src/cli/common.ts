@@ -2,7 +2,7 @@
 import * as A from '../attacks/index.js';
 import { type Dataset, TensorDataset } from '../data/dataset.js';
 import { centerCrop, loadFashionMnist, loadMnist, openImageFolder, resize } from '../data/index.js';
-import { UsageError } from './command.js';
+import { UsageError, numberOption } from './command.js';
 import { PRECISIONS, type Precision } from '../engine/index.js';
 import { type Classifier, loadClassifier } from '../models/index.js';
 
@@ -78,16 +78,10 @@ function firstN(d: Dataset, n: number): Dataset {
   return { length: n, classNames: d.classNames, get: (indices, o) => d.get(indices, o) };
 }
 
-/** Parses a comma-separated eps list in pixel units. */
+/** Parses a comma-separated eps list in pixel units (spaces after commas allowed). */
 export function parseEpsList(text: string, command: string): number[] {
   const parts = text.split(',');
-  return parts.map((s, i) => {
-    const v = Number(s.trim());
-    if (s.trim() === '' || !Number.isFinite(v) || v < 0 || v > A.MAX_EPS) {
-      throw new UsageError(`advml ${command}: --eps value ${i + 1} ('${s}') must be a number in [0, ${A.MAX_EPS}] pixel values`);
-    }
-    return v;
-  });
+  return parts.map((s, i) => numberOption(command, parts.length === 1 ? 'eps' : `eps value ${i + 1}`, s.trim(), { min: 0, max: A.MAX_EPS, unit: 'pixel values' }));
 }
 
 /** Parses a comma-separated method list ('all' for every method). */

@@ -23,3 +23,4 @@ export {
 } from './checkpoint.js';
 export { encodePng, tensorToPng } from './png.js';
 export * as tfjs from './tfjs/index.js';
+export { readNumber, describeNumber, InvalidNumberError, type NumberSpec } from './numbers.js';

@@ -18,7 +18,8 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import type { AddressInfo } from 'node:net';
 import { LABEL_SOURCES, type LabelSource, MAX_EPS, METHOD_NAMES, type MethodName } from '../attacks/index.js';
 import { labelSourceOf } from '../evaluation/index.js';
-import { HttpError, formatBytes, parseJsonObject, parseMultipart, readBody, sendError, sendJson } from './http.js';
+import { describeNumber } from '../io/numbers.js';
+import { HttpError, formatBytes, numberField, parseJsonObject, parseMultipart, readBody, sendError, sendJson } from './http.js';
 import { prepareImage, probeImage } from './images.js';
 import { type PlannedModel, type TestSet, planModels } from './models.js';
 import { BusyError, JobError, TimeoutError, WorkerPool, runInOwnWorker } from './pool.js';
@@ -222,12 +223,7 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
     }
     return v as LabelSource;
   };
-  const seed = (v: unknown): number => {
-    if (v === undefined || v === '') return 0;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0 || n > 2 ** 31 - 1) throw new HttpError(400, `seed must be an integer in [0, 2147483647], got '${String(v)}'`);
-    return n;
-  };
+  const seed = (v: unknown): number => (v === undefined || v === '' ? 0 : numberField(v, 'seed', { integer: true, min: 0, max: 2 ** 31 - 1 }));
 
   const config = (): unknown => ({
     models: entries.map(({ plan: _p, ...state }) => state),
@@ -273,11 +269,10 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
     if (names.length < 1 || names.length > 2) throw new HttpError(400, `give one or two models (field 'model'), got ${names.length}`);
     if (new Set(names).size !== names.length) throw new HttpError(400, 'the same model is given twice');
     const m = method(text('method'));
+    const epsSpec = { min: 0, max: MAX_EPS, unit: 'pixel values' };
     const epsText = text('eps');
-    const eps = Number(epsText);
-    if (epsText === undefined || epsText.trim() === '' || !Number.isFinite(eps) || eps < 0 || eps > MAX_EPS) {
-      throw new HttpError(400, `eps must be a number in [0, ${MAX_EPS}] pixel values, got '${epsText ?? ''}'`);
-    }
+    if (epsText === undefined) throw new HttpError(400, `eps is required: ${describeNumber(epsSpec)}`);
+    const eps = numberField(epsText, 'eps', epsSpec);
     const l = label(text('label'));
     const s = seed(text('seed'));
     const models = names.map(usable);

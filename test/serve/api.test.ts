@@ -212,6 +212,13 @@ describe('advml serve API', () => {
       ['same model twice', form({ ...base, sample: mnistSample.id, model: ['mnist', 'mnist'] }), 400, /same model is given twice/],
       ['eps too large', form({ ...base, sample: mnistSample.id, eps: '300' }), 400, /eps must be a number in \[0, 255\]/],
       ['eps not a number', form({ ...base, sample: mnistSample.id, eps: 'lots' }), 400, /eps must be a number/],
+      // Number() would take these as 16, 0, 0, Infinity, Infinity and 8: parsed as the CLI parses them.
+      ...['0x10', '', '   ', 'Infinity', '1e999', ' 8'].map((eps): [string, FormData, number, RegExp] => [
+        `eps '${eps}'`, form({ ...base, sample: mnistSample.id, eps }), 400,
+        new RegExp(`^eps must be a number in \\[0, 255\\] pixel values, got '${eps}'$`),
+      ]),
+      ['seed in hex', form({ ...base, sample: mnistSample.id, seed: '0x1' }), 400, /^seed must be an integer in \[0, 2147483647\], got '0x1'$/],
+      ['no eps', form({ sample: mnistSample.id, model: 'mnist', method: 'fgsm' }), 400, /^eps is required: a number in \[0, 255\] pixel values$/],
       ['field twice', form({ ...base, sample: mnistSample.id, method: ['fgsm', 'pgd'] }), 400, /'method' is given more than once/],
       ['unknown label source', form({ ...base, sample: mnistSample.id, label: 'target' }), 400, /unknown label source 'target'/],
       ['true label of an upload', form({ ...base, image: new Blob([goodPng]), label: 'true' }), 400, /label source 'true' needs the image's true class/],
