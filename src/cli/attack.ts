@@ -8,7 +8,7 @@ import { Generator, type Precision, type Tensor, noGrad, scope } from '../engine
 import * as A from '../attacks/index.js';
 import { tensorToPng, writeFileAtomicSync } from '../io/index.js';
 import type { Classifier } from '../models/index.js';
-import { type Command, UsageError, nonNegativeInt, parseOptions, positiveInt } from './command.js';
+import { type Command, STEPS_HELP, UsageError, nonNegativeInt, parseOptions, positiveInt, stepsOption } from './command.js';
 import { loadModel, openData, parseEpsList, parseMethods, parsePrecision } from './common.js';
 import { labelSourceOf } from '../evaluation/index.js';
 
@@ -43,6 +43,7 @@ Options:
   --label SOURCE    label source for gradient methods: true, predicted, leastLikely,
                     random (default: each method's own)
   --seed N          seed for random methods and targets (default 0)
+  ${STEPS_HELP}
   --precision P     auto (default: bf16-autocast where the CPU has bfloat16
                     instructions, else fp32), fp32, or bf16-autocast (bfloat16
                     convolutions, float32 loss); see docs/precision.md
@@ -59,6 +60,7 @@ Options:
       eps: { type: 'string', default: '2,4,8,16' },
       label: { type: 'string' },
       seed: { type: 'string' },
+      steps: { type: 'string' },
       batch: { type: 'string' },
       'no-images': { type: 'boolean' },
       out: { type: 'string' },
@@ -76,6 +78,7 @@ Options:
     const limit = positiveInt('attack', 'limit', o.limit, 16);
     const batch = positiveInt('attack', 'batch', o.batch, 128);
     const seed = nonNegativeInt('attack', 'seed', o.seed, 0);
+    const steps = stepsOption('attack', o.steps);
     const model = await loadModel(o.model);
     const data = await openData(o.data, 'attack', { limit, imageSize: [model.inputShape[1], model.inputShape[2]], inputRange: model.inputRange }).catch((e: unknown) => {
       model.dispose();
@@ -105,7 +108,7 @@ Options:
             cleanCorrect += clean.eq(y).sum().item();
             seen += y.shape[0] as number;
             for (const m of methods) {
-              const advs = adversarial(model, x, y, m, epsList, label, seed, precision);
+              const advs = adversarial(model, x, y, m, epsList, label, seed, precision, steps);
               epsList.forEach((e, i) => record(results.get(key(m, e)) as Result, model, x, y, b.indices, clean, advs[i] as Tensor, o.out as string, !o['no-images']));
             }
           });
@@ -142,11 +145,11 @@ function predict(model: Classifier, x: Tensor): Tensor {
 }
 
 /** Adversarial batches for one method and every eps: the grid for one-step methods, a loop otherwise. */
-function adversarial(model: Classifier, x: Tensor, y: Tensor, method: string, epsList: number[], label: A.LabelSource | undefined, seed: number, precision: Precision): Tensor[] {
+function adversarial(model: Classifier, x: Tensor, y: Tensor, method: string, epsList: number[], label: A.LabelSource | undefined, seed: number, precision: Precision, steps: number | undefined): Tensor[] {
   const oneStep = (A.ONE_STEP_METHODS as Record<string, A.OneStepMethod>)[method];
   if (oneStep) return A.oneStepGrid(model, x, [oneStep], { eps: epsList, y, label, seed, precision }).get(method) as Tensor[];
   const run = A.attackByName(method);
-  return epsList.map((eps) => run(model, x, { eps, y, label, generator: new Generator(seed), precision }));
+  return epsList.map((eps) => run(model, x, { eps, y, label, generator: new Generator(seed), precision, steps }));
 }
 
 function record(r: Result, model: Classifier, x: Tensor, y: Tensor, indices: number[], clean: Tensor, adv: Tensor, out: string, images: boolean): void {

@@ -1,5 +1,6 @@
 /** The shape of a CLI command and the shared argument helpers. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { MAX_ATTACK_STEPS } from '../attacks/iterative.js';
 import { InvalidNumberError, type NumberSpec, readNumber } from '../io/numbers.js';
 
 export interface Command {
@@ -44,3 +45,11 @@ export function nonNegativeInt(command: string, name: string, value: string | un
   return value === undefined ? fallback : numberOption(command, name, value, { integer: true, min: 0 });
 }
 
+/** Help text of --steps, shared by the commands that take it. */
+export const STEPS_HELP = `--steps N         steps of the iterative methods, at most ${MAX_ATTACK_STEPS}
+                    (default: each method's own; see docs/attacks.md)`;
+
+/** Reads --steps: iterative attacks only, bounded so that a typo cannot run for days. */
+export function stepsOption(command: string, value: string | undefined): number | undefined {
+  return value === undefined ? undefined : numberOption(command, 'steps', value, { integer: true, min: 1, max: MAX_ATTACK_STEPS });
+}

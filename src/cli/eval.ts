@@ -2,7 +2,7 @@
 import { writeFileAtomicSync } from '../io/index.js';
 import * as A from '../attacks/index.js';
 import { type EvalResult, evaluate } from '../evaluation/index.js';
-import { type Command, UsageError, nonNegativeInt, parseOptions, positiveInt } from './command.js';
+import { type Command, STEPS_HELP, UsageError, nonNegativeInt, parseOptions, positiveInt, stepsOption } from './command.js';
 import { loadDataset, loadModel, parseDataset, parseEpsList, parseMethods, parsePrecision } from './common.js';
 import { progressBar } from './progress.js';
 import { initProcessGroup } from '../distributed/index.js';
@@ -26,6 +26,7 @@ Options:
   --label SOURCE    override the label source of gradient methods
   --batch N         batch size (default 128)
   --seed N          seed of random methods (default 0)
+  ${STEPS_HELP}
   --precision P     precision of forward passes and attacks: auto (default:
                     bf16-autocast where the CPU has bfloat16 instructions),
                     fp32, bf16-autocast; see docs/precision.md
@@ -41,6 +42,7 @@ Options:
       label: { type: 'string' },
       batch: { type: 'string' },
       seed: { type: 'string' },
+      steps: { type: 'string' },
       json: { type: 'string' },
       precision: { type: 'string', default: 'auto' },
     });
@@ -52,6 +54,7 @@ Options:
     if (label !== undefined && !A.LABEL_SOURCES.includes(label)) throw new UsageError(`advml eval: --label must be one of ${A.LABEL_SOURCES.join(', ')}`);
     const batchSize = positiveInt('eval', 'batch', o.batch, 128);
     const seed = nonNegativeInt('eval', 'seed', o.seed, 0);
+    const steps = stepsOption('eval', o.steps);
     const limit = o.limit === undefined ? undefined : positiveInt('eval', 'limit', o.limit, 1);
     const { name, split } = parseDataset(o.data, 'eval');
     const model = await loadModel(o.model);
@@ -60,7 +63,7 @@ Options:
     const group = initProcessGroup();
     try {
       const bar = group.rank === 0 ? progressBar('eval') : null;
-      const result = await evaluate(model, data, { methods, eps, batchSize, seed, label, onProgress: bar?.update, group, precision });
+      const result = await evaluate(model, data, { methods, eps, batchSize, seed, label, steps, onProgress: bar?.update, group, precision });
       bar?.done();
       if (group.rank === 0) {
         printTable(result);
