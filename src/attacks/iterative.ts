@@ -24,6 +24,15 @@ export interface IterativeOptions extends AttackOptions {
   onStep?: (step: number, xAdv: Tensor) => void;
 }
 
+/**
+ * The most steps of an iterative method that `advml attack`, `advml eval` and
+ * `advml serve` accept: each step is a forward and a backward pass, so an
+ * unbounded count from a user or a request could run until killed. The
+ * library itself takes any count. 1000 is well past the defaults (at most
+ * 259, the paper's count at eps 255) and the 100-200 of strong PGD evaluations.
+ */
+export const MAX_ATTACK_STEPS = 1000;
+
 /** The paper's iteration count for eps in pixel units: ceil(min(eps + 4, 1.25 eps)). */
 export function paperSteps(epsPixels: number): number {
   return Math.ceil(Math.min(epsPixels + 4, 1.25 * epsPixels));

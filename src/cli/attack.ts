@@ -8,7 +8,7 @@ import { Generator, type Precision, type Tensor, noGrad, scope } from '../engine
 import * as A from '../attacks/index.js';
 import { tensorToPng, writeFileAtomicSync } from '../io/index.js';
 import type { Classifier } from '../models/index.js';
-import { type Command, UsageError, nonNegativeInt, parseOptions, positiveInt } from './command.js';
+import { type Command, STEPS_HELP, UsageError, nonNegativeInt, parseOptions, positiveInt, stepsOption } from './command.js';
 import { CONTRACT_HELP, CONTRACT_OPTIONS, loadModel, openData, parseEpsList, parseMethods, parsePrecision } from './common.js';
 import { labelSourceOf } from '../evaluation/index.js';
 
@@ -42,6 +42,7 @@ ${CONTRACT_HELP}
   --label SOURCE    label source for gradient methods: true, predicted, leastLikely,
                     random (default: each method's own)
   --seed N          seed for random methods and targets (default 0)
+  ${STEPS_HELP}
   --precision P     auto (default: bf16-autocast where the CPU has bfloat16
                     instructions, else fp32), fp32, or bf16-autocast (bfloat16
                     convolutions, float32 loss); see docs/precision.md
@@ -58,6 +59,7 @@ ${CONTRACT_HELP}
       eps: { type: 'string', default: '2,4,8,16' },
       label: { type: 'string' },
       seed: { type: 'string' },
+      steps: { type: 'string' },
       batch: { type: 'string' },
       'no-images': { type: 'boolean' },
       out: { type: 'string' },
@@ -76,6 +78,7 @@ ${CONTRACT_HELP}
     const limit = positiveInt('attack', 'limit', o.limit, 16);
     const batch = positiveInt('attack', 'batch', o.batch, 128);
     const seed = nonNegativeInt('attack', 'seed', o.seed, 0);
+    const steps = stepsOption('attack', o.steps);
     const model = await loadModel(o.model, 'attack', o);
     const data = await openData(o.data, 'attack', { limit, imageSize: [model.inputShape[1], model.inputShape[2]] }).catch((e: unknown) => {
       model.dispose();
@@ -102,7 +105,7 @@ ${CONTRACT_HELP}
             cleanCorrect += clean.eq(y).sum().item();
             seen += y.shape[0] as number;
             for (const m of methods) {
-              const advs = adversarial(model, x, y, m, epsList, label, seed, precision);
+              const advs = adversarial(model, x, y, m, epsList, label, seed, precision, steps);
               epsList.forEach((e, i) => record(results.get(key(m, e)) as Result, model, x, y, b.indices, clean, advs[i] as Tensor, o.out as string, !o['no-images']));
             }
           });
@@ -139,11 +142,11 @@ function predict(model: Classifier, x: Tensor): Tensor {
 }
 
 /** Adversarial batches for one method and every eps: the grid for one-step methods, a loop otherwise. */
-function adversarial(model: Classifier, x: Tensor, y: Tensor, method: string, epsList: number[], label: A.LabelSource | undefined, seed: number, precision: Precision): Tensor[] {
+function adversarial(model: Classifier, x: Tensor, y: Tensor, method: string, epsList: number[], label: A.LabelSource | undefined, seed: number, precision: Precision, steps: number | undefined): Tensor[] {
   const oneStep = (A.ONE_STEP_METHODS as Record<string, A.OneStepMethod>)[method];
   if (oneStep) return A.oneStepGrid(model, x, [oneStep], { eps: epsList, y, label, seed, precision }).get(method) as Tensor[];
   const run = A.attackByName(method);
-  return epsList.map((eps) => run(model, x, { eps, y, label, generator: new Generator(seed), precision }));
+  return epsList.map((eps) => run(model, x, { eps, y, label, generator: new Generator(seed), precision, steps }));
 }
 
 function record(r: Result, model: Classifier, x: Tensor, y: Tensor, indices: number[], clean: Tensor, adv: Tensor, out: string, images: boolean): void {

@@ -2,8 +2,9 @@
 import * as A from '../attacks/index.js';
 import { type Dataset, TensorDataset } from '../data/dataset.js';
 import { centerCrop, loadFashionMnist, loadMnist, openImageFolder, resize } from '../data/index.js';
-import { UsageError } from './command.js';
+import { UsageError, numberOption } from './command.js';
 import { PRECISIONS, type Precision } from '../engine/index.js';
+import type { NumberSpec } from '../io/index.js';
 import { type Classifier, type PartialContract, loadModel as loadAnyModel, readClassNames } from '../models/index.js';
 
 const DATASETS = {
@@ -63,16 +64,10 @@ function firstN(d: Dataset, n: number): Dataset {
   return { length: n, classNames: d.classNames, range: d.range, get: (indices, o) => d.get(indices, o) };
 }
 
-/** Parses a comma-separated eps list in pixel units. */
+/** Parses a comma-separated eps list in pixel units (spaces after commas allowed). */
 export function parseEpsList(text: string, command: string): number[] {
   const parts = text.split(',');
-  return parts.map((s, i) => {
-    const v = Number(s.trim());
-    if (s.trim() === '' || !Number.isFinite(v) || v < 0 || v > A.MAX_EPS) {
-      throw new UsageError(`advml ${command}: --eps value ${i + 1} ('${s}') must be a number in [0, ${A.MAX_EPS}] pixel values`);
-    }
-    return v;
-  });
+  return parts.map((s, i) => numberOption(command, parts.length === 1 ? 'eps' : `eps value ${i + 1}`, s.trim(), { min: 0, max: A.MAX_EPS, unit: 'pixel values' }));
 }
 
 /** Parses a comma-separated method list ('all' for every method). */
@@ -111,14 +106,13 @@ export const CONTRACT_HELP = `  --model FILE      a checkpoint (.safetensors), a
 
 type ContractValues = { [K in keyof typeof CONTRACT_OPTIONS]?: (typeof CONTRACT_OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
 
-/** A comma-separated list of finite numbers. */
-function numberList(command: string, option: string, text: string, count?: number): number[] {
+/** A comma-separated list of numbers (`count` of them when given), each read strictly. */
+function numberList(command: string, option: string, text: string, count?: number, spec: NumberSpec = {}): number[] {
   const parts = text.split(',');
-  const values = parts.map((s) => (/^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/.test(s) ? Number(s) : NaN));
-  if (values.some((v) => !Number.isFinite(v)) || (count !== undefined && values.length !== count)) {
-    throw new UsageError(`advml ${command}: --${option} must be ${count ?? 'a list of'} comma-separated number${count === 1 ? '' : 's'}, got '${text}'`);
+  if (count !== undefined && parts.length !== count) {
+    throw new UsageError(`advml ${command}: --${option} must be ${count} comma-separated numbers, got '${text}'`);
   }
-  return values;
+  return parts.map((part, i) => numberOption(command, parts.length > 1 ? `${option} value ${i + 1}` : option, part, spec));
 }
 
 /** The input contract the options give (empty when none is given). */
@@ -128,10 +122,8 @@ export function parseContract(o: ContractValues, command: string): PartialContra
   if (o.mean !== undefined) c.mean = numberList(command, 'mean', o.mean);
   if (o.std !== undefined) c.std = numberList(command, 'std', o.std);
   if (o['input-size'] !== undefined) {
-    const size = numberList(command, 'input-size', o['input-size']);
-    if (size.length > 2 || size.some((v) => !Number.isInteger(v) || v < 1 || v > 65536)) {
-      throw new UsageError(`advml ${command}: --input-size must be H,W (or one size) in whole pixels up to 65536, got '${o['input-size']}'`);
-    }
+    const size = numberList(command, 'input-size', o['input-size'], undefined, { integer: true, min: 1, max: 65536 });
+    if (size.length > 2) throw new UsageError(`advml ${command}: --input-size must be H,W or one size, got '${o['input-size']}'`);
     c.inputSize = [size[0] as number, (size[1] ?? size[0]) as number];
   }
   if (o['class-names'] !== undefined) c.classNames = readClassNames(o['class-names']);

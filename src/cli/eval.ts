@@ -2,7 +2,7 @@
 import { writeFileAtomicSync } from '../io/index.js';
 import * as A from '../attacks/index.js';
 import { type EvalResult, evaluate } from '../evaluation/index.js';
-import { type Command, UsageError, nonNegativeInt, parseOptions, positiveInt } from './command.js';
+import { type Command, STEPS_HELP, UsageError, nonNegativeInt, parseOptions, positiveInt, stepsOption } from './command.js';
 import { CONTRACT_HELP, CONTRACT_OPTIONS, loadModel, openData, parseEpsList, parseMethods, parsePrecision } from './common.js';
 import { progressBar } from './progress.js';
 import { initProcessGroup } from '../distributed/index.js';
@@ -28,6 +28,7 @@ ${CONTRACT_HELP}
   --label SOURCE    override the label source of gradient methods
   --batch N         batch size (default 128)
   --seed N          seed of random methods (default 0)
+  ${STEPS_HELP}
   --precision P     precision of forward passes and attacks: auto (default:
                     bf16-autocast where the CPU has bfloat16 instructions),
                     fp32, bf16-autocast; see docs/precision.md
@@ -43,6 +44,7 @@ ${CONTRACT_HELP}
       label: { type: 'string' },
       batch: { type: 'string' },
       seed: { type: 'string' },
+      steps: { type: 'string' },
       json: { type: 'string' },
       precision: { type: 'string', default: 'auto' },
       ...CONTRACT_OPTIONS,
@@ -55,6 +57,7 @@ ${CONTRACT_HELP}
     if (label !== undefined && !A.LABEL_SOURCES.includes(label)) throw new UsageError(`advml eval: --label must be one of ${A.LABEL_SOURCES.join(', ')}`);
     const batchSize = positiveInt('eval', 'batch', o.batch, 128);
     const seed = nonNegativeInt('eval', 'seed', o.seed, 0);
+    const steps = stepsOption('eval', o.steps);
     const limit = o.limit === undefined ? undefined : positiveInt('eval', 'limit', o.limit, 1);
     const model = await loadModel(o.model, 'eval', o);
     const opened = await openData(o.data, 'eval', { limit, imageSize: [model.inputShape[1], model.inputShape[2]] }).catch((e: unknown) => {
@@ -66,7 +69,7 @@ ${CONTRACT_HELP}
     const group = initProcessGroup();
     try {
       const bar = group.rank === 0 ? progressBar('eval') : null;
-      const result = await evaluate(model, data, { methods, eps, batchSize, seed, label, onProgress: bar?.update, group, precision });
+      const result = await evaluate(model, data, { methods, eps, batchSize, seed, label, steps, onProgress: bar?.update, group, precision });
       bar?.done();
       if (group.rank === 0) {
         printTable(result);

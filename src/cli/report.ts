@@ -6,7 +6,7 @@
  */
 import { resolve } from 'node:path';
 import { buildReport, readReportInputs } from '../report/index.js';
-import { type Command, UsageError, parseOptions, positiveInt } from './command.js';
+import { type Command, UsageError, numberOption, parseOptions, positiveInt } from './command.js';
 
 /** The `advml report` command: reads every input first, then builds the report folder. */
 export const report: Command = {
@@ -59,8 +59,7 @@ Options:
       throw new UsageError("advml report: nothing to report: give at least one of --eval, --transfer, --sweep, --attack (see 'advml report --help')");
     }
     const examples = positiveInt('report', 'examples', o.examples, 8);
-    const scale = o.scale === undefined ? 2 : Number(o.scale);
-    if (!(Number.isFinite(scale) && scale > 0 && scale <= 8)) throw new UsageError(`advml report: --scale must be a number in (0, 8], got '${o.scale}'`);
+    const scale = o.scale === undefined ? 2 : numberOption('report', 'scale', o.scale, { greaterThan: 0, max: 8 });
     // A missing or malformed input throws a ReportInputError naming the file; main prints it (exit 1).
     const inputs = readReportInputs(paths);
     const out = await buildReport(inputs, o.out, { title: o.title, examples, data: o.data, pngScale: scale });

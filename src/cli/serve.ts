@@ -3,7 +3,7 @@
  * MNIST models, checkpoints, or the ImageNet ResNet50 when present.
  */
 import { type ServeEvent, startServer } from '../serve/index.js';
-import { type Command, UsageError, nonNegativeInt, parseOptions, positiveInt } from './command.js';
+import { type Command, UsageError, numberOption, parseOptions, positiveInt } from './command.js';
 
 /** The `advml serve` command: see its help text and docs/serve.md. */
 export const serve: Command = {
@@ -59,14 +59,9 @@ Options:
       'max-megapixels': { type: 'string' },
       quiet: { type: 'boolean' },
     });
-    const port = nonNegativeInt('serve', 'port', o.port, 8000);
-    if (port > 65535) throw new UsageError(`advml serve: --port must be in [0, 65535], got '${o.port}'`);
-    const positive = (name: string, value: string | undefined, fallback: number): number => {
-      if (value === undefined) return fallback;
-      const n = Number(value);
-      if (value.trim() === '' || !Number.isFinite(n) || n <= 0) throw new UsageError(`advml serve: --${name} must be a positive number, got '${value}'`);
-      return n;
-    };
+    const port = o.port === undefined ? 8000 : numberOption('serve', 'port', o.port, { integer: true, min: 0, max: 65535 });
+    const positive = (name: string, value: string | undefined, fallback: number): number =>
+      value === undefined ? fallback : numberOption('serve', name, value, { greaterThan: 0 });
     const quiet = o.quiet ?? false;
     const print = (e: ServeEvent): void => {
       switch (e.type) {

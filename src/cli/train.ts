@@ -13,7 +13,8 @@ import { evaluate } from '../evaluation/index.js';
 import { type Classifier, type ModelSpec, type PartialContract, TorchScriptModule, buildClassifier, classifierFromCheckpoint, foreignFormatOf, foreignSpec, loadForeign, saveTorchScript, writeModelCard } from '../models/index.js';
 import { disposeCheckpoint, loadCheckpointSync } from '../io/index.js';
 import { type Collective, type HeldOut, type OptimizerName, PRESETS, type Preset, type TrainEvent, parseEpsSpec, runTraining } from '../training/index.js';
-import { type Command, UsageError, nonNegativeInt, parseOptions, positiveInt } from './command.js';
+import { type Command, UsageError, nonNegativeInt, numberOption, parseOptions, positiveInt } from './command.js';
+import type { NumberSpec } from '../io/index.js';
 import { CONTRACT_OPTIONS, loadDataset, parseContract, parsePrecision } from './common.js';
 import { progressBar } from './progress.js';
 import { initProcessGroup, syncBatchNorm } from '../distributed/index.js';
@@ -91,22 +92,17 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
     if (!preset) throw new UsageError(`advml train: unknown preset '${o.preset}' (known: ${Object.keys(PRESETS).join(', ')})`);
     const p: Preset = JSON.parse(JSON.stringify(preset)) as Preset;
     const c = p.config;
-    const num = (name: string, v: string | undefined, check: (n: number) => boolean, what: string): number | undefined => {
-      if (v === undefined) return undefined;
-      const n = Number(v);
-      if (v.trim() === '' || !check(n)) throw new UsageError(`advml train: --${name} must be ${what}, got '${v}'`);
-      return n;
-    };
-    const pos = (n: number): boolean => Number.isFinite(n) && n > 0;
-    const nonneg = (n: number): boolean => Number.isFinite(n) && n >= 0;
+    const num = (name: string, v: string | undefined, spec: NumberSpec): number | undefined => (v === undefined ? undefined : numberOption('train', name, v, spec));
+    const pos: NumberSpec = { greaterThan: 0 };
+    const nonneg: NumberSpec = { min: 0 };
     c.epochs = positiveInt('train', 'epochs', o.epochs, c.epochs);
     if (o.steps !== undefined) c.maxSteps = positiveInt('train', 'steps', o.steps, 1);
     c.batchSize = positiveInt('train', 'batch', o.batch, c.batchSize);
     const k = nonNegativeInt('train', 'k', o.k, Math.min(c.adversarial.adversarial, c.batchSize));
-    const fraction = num('adv-fraction', o['adv-fraction'], (n) => n >= 0 && n <= 1, 'a number in [0, 1]');
+    const fraction = num('adv-fraction', o['adv-fraction'], { min: 0, max: 1 });
     c.adversarial.adversarial = fraction === undefined ? k : Math.round(fraction * c.batchSize);
     if (c.adversarial.adversarial > c.batchSize) throw new UsageError(`advml train: --k (${c.adversarial.adversarial}) cannot exceed the batch size (${c.batchSize})`);
-    c.adversarial.lambda = num('lambda', o.lambda, nonneg, 'a number >= 0') ?? c.adversarial.lambda;
+    c.adversarial.lambda = num('lambda', o.lambda, nonneg) ?? c.adversarial.lambda;
     if (o.method !== undefined) {
       if (!(A.METHOD_NAMES as readonly string[]).includes(o.method)) throw new UsageError(`advml train: unknown method '${o.method}' (known: ${A.METHOD_NAMES.join(', ')})`);
       c.adversarial.method = o.method as A.MethodName;
@@ -123,17 +119,17 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
       }
     }
     c.adversarial.delay = nonNegativeInt('train', 'delay', o.delay, c.adversarial.delay ?? 0);
-    c.adversarial.labelSmoothing = num('label-smoothing', o['label-smoothing'], (n) => n >= 0 && n < 1, 'a number in [0, 1)') ?? c.adversarial.labelSmoothing;
+    c.adversarial.labelSmoothing = num('label-smoothing', o['label-smoothing'], { min: 0, lessThan: 1 }) ?? c.adversarial.labelSmoothing;
     if (o.optimizer !== undefined) {
       if (!['sgd', 'rmsprop', 'rmsprop-tf', 'adam'].includes(o.optimizer)) throw new UsageError(`advml train: --optimizer must be sgd, rmsprop, rmsprop-tf or adam`);
       c.optimizer.name = o.optimizer as OptimizerName;
     }
-    c.optimizer.lr = num('lr', o.lr, pos, 'a positive number') ?? c.optimizer.lr;
-    c.optimizer.decay = num('lr-decay', o['lr-decay'], (n) => n > 0 && n <= 1, 'a number in (0, 1]') ?? c.optimizer.decay;
-    c.optimizer.decayEpochs = num('decay-epochs', o['decay-epochs'], pos, 'a positive number') ?? c.optimizer.decayEpochs;
-    c.optimizer.momentum = num('momentum', o.momentum, (n) => n >= 0 && n <= 1, 'a number in [0, 1]') ?? c.optimizer.momentum;
-    c.optimizer.weightDecay = num('weight-decay', o['weight-decay'], nonneg, 'a number >= 0') ?? c.optimizer.weightDecay;
-    p.spec.options.width = num('width', o.width, pos, 'a positive number') ?? p.spec.options.width;
+    c.optimizer.lr = num('lr', o.lr, pos) ?? c.optimizer.lr;
+    c.optimizer.decay = num('lr-decay', o['lr-decay'], { greaterThan: 0, max: 1 }) ?? c.optimizer.decay;
+    c.optimizer.decayEpochs = num('decay-epochs', o['decay-epochs'], pos) ?? c.optimizer.decayEpochs;
+    c.optimizer.momentum = num('momentum', o.momentum, { min: 0, max: 1 }) ?? c.optimizer.momentum;
+    c.optimizer.weightDecay = num('weight-decay', o['weight-decay'], nonneg) ?? c.optimizer.weightDecay;
+    p.spec.options.width = num('width', o.width, pos) ?? p.spec.options.width;
     if (o.activation !== undefined) {
       if (!['relu', 'relu6', 'tanh', 'reluDecay'].includes(o.activation)) throw new UsageError('advml train: --activation must be relu, relu6, tanh or reluDecay');
       p.spec.options.activation = o.activation as 'relu';
@@ -146,7 +142,7 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
     const evalImages = positiveInt('train', 'eval-images', o['eval-images'], 1000);
     const evalMethod = (o['eval-method'] ?? p.evalMethod) as A.MethodName;
     if (!A.METHOD_NAMES.includes(evalMethod)) throw new UsageError(`advml train: unknown --eval-method '${evalMethod}'`);
-    const evalEps = num('eval-eps', o['eval-eps'], (n) => n >= 0 && n <= A.MAX_EPS, 'a number in [0, 255]') ?? (p.evalEps[2] as number);
+    const evalEps = num('eval-eps', o['eval-eps'], { min: 0, max: A.MAX_EPS, unit: 'pixel values' }) ?? (p.evalEps[2] as number);
     const limit = o.limit === undefined ? undefined : positiveInt('train', 'limit', o.limit, 1);
 
     mkdirSync(o.out, { recursive: true });

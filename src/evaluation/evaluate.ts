@@ -28,6 +28,8 @@ export interface EvalOptions {
    * docs/precision.md compares fp32 and bf16-autocast accuracies cell by cell.
    */
   precision?: Precision;
+  /** Steps of the iterative methods (default: each method's own). */
+  steps?: number;
   /** Progress: images done and total. */
   onProgress?: (done: number, total: number) => void;
   /**
@@ -113,7 +115,7 @@ function hits(model: Classifier, x: Tensor, y: Tensor, precision: Precision): { 
 }
 
 /** Adversarial batches for every method and eps (grid for one-step methods). */
-export function adversarialBatches(model: Classifier, x: Tensor, y: Tensor, methods: A.MethodName[], eps: number[], seed: number, label?: A.LabelSource, precision?: Precision): Map<A.MethodName, Tensor[]> {
+export function adversarialBatches(model: Classifier, x: Tensor, y: Tensor, methods: A.MethodName[], eps: number[], seed: number, label?: A.LabelSource, precision?: Precision, steps?: number): Map<A.MethodName, Tensor[]> {
   const out = new Map<A.MethodName, Tensor[]>();
   const oneStep = methods.filter((m) => m in A.ONE_STEP_METHODS) as A.OneStepName[];
   if (oneStep.length) {
@@ -123,7 +125,7 @@ export function adversarialBatches(model: Classifier, x: Tensor, y: Tensor, meth
   for (const m of methods) {
     if (out.has(m)) continue;
     const run = A.attackByName(m);
-    out.set(m, eps.map((e) => run(model, x, { eps: e, y, label, generator: new Generator(seed), precision })));
+    out.set(m, eps.map((e) => run(model, x, { eps: e, y, label, generator: new Generator(seed), precision, steps })));
   }
   return out;
 }
@@ -157,7 +159,7 @@ export async function evaluate(model: Classifier, data: Dataset, opts: EvalOptio
         clean.n += cleanTop1.length;
         clean.top1 += c.top1.sum().item();
         clean.top5 += c.top5.sum().item();
-        const advs = adversarialBatches(model, x, y, opts.methods, eps, opts.seed ?? 0, opts.label, precision);
+        const advs = adversarialBatches(model, x, y, opts.methods, eps, opts.seed ?? 0, opts.label, precision, opts.steps);
         for (const [m, list] of advs) {
           list.forEach((adv, i) => {
             const h = hits(model, adv, y, precision);

@@ -24,3 +24,4 @@ export {
 export { encodePng, tensorToPng } from './png.js';
 export { checkZipArchive } from './zip-check.js';
 export * as tfjs from './tfjs/index.js';
+export { readNumber, describeNumber, InvalidNumberError, type NumberSpec } from './numbers.js';

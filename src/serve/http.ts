@@ -4,6 +4,7 @@
  * `Request` Node ships, on a body already read under the size limit).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { InvalidNumberError, type NumberSpec, readNumber } from '../io/numbers.js';
 
 /** An error the client caused or must see, with its HTTP status; the message is sent as `{"error": message}`. */
 export class HttpError extends Error {
@@ -14,6 +15,16 @@ export class HttpError extends Error {
     readonly headers: Record<string, string> = {},
   ) {
     super(message);
+  }
+}
+
+/** Reads a numeric request field strictly (src/io/numbers.ts, as the CLI does); a bad value is a 400 naming the field. */
+export function numberField(value: unknown, name: string, spec: NumberSpec): number {
+  try {
+    return readNumber(value, name, spec);
+  } catch (e) {
+    if (e instanceof InvalidNumberError) throw new HttpError(400, e.message);
+    throw e;
   }
 }
 

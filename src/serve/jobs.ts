@@ -99,7 +99,7 @@ export function attackOne(
   model: Classifier,
   name: string,
   target: AttackTarget,
-  job: Pick<AttackJob, 'method' | 'eps' | 'label' | 'seed'>,
+  job: Pick<AttackJob, 'method' | 'eps' | 'label' | 'seed' | 'steps'>,
   check: () => void = () => {},
 ): AttackResult {
   const t0 = performance.now();
@@ -109,7 +109,7 @@ export function attackOne(
     const x = imageTensor(model, target.image);
     const y = target.trueLabel === undefined ? undefined : tensor(BigInt64Array.of(BigInt(target.trueLabel)));
     const run = A.attackByName(job.method);
-    const adv = run(model, x, { eps: job.eps, y, label: override, generator: new Generator(job.seed), onStep: check }).detach();
+    const adv = run(model, x, { eps: job.eps, y, label: override, generator: new Generator(job.seed), steps: job.steps, onStep: check }).detach();
     const delta = adv.sub(x).mul(1 / model.pixelScale); // pixel units
     const linf = delta.abs().max().item();
     const l2 = delta.flatten().norm(2, 0).item();

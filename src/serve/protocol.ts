@@ -61,6 +61,8 @@ export interface AttackJob {
   label?: LabelSource;
   /** Seed of the random stream of random methods and random targets. */
   seed: number;
+  /** Steps of an iterative method (at most MAX_ATTACK_STEPS); undefined: the method's own. */
+  steps?: number;
 }
 
 /** A prediction: class index, its name and its softmax probability. */

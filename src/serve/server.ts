@@ -4,7 +4,7 @@
  *
  *   GET  /api/config         models (with their status), methods, label sources, samples, limits
  *   GET  /api/samples/ID.png a sample's thumbnail
- *   POST /api/attack         multipart form: image (file) or sample (id), model (1-2), method, eps, label, seed
+ *   POST /api/attack         multipart form: image (file) or sample (id), model (1-2), method, eps, label, seed, steps
  *   POST /api/curve          JSON {models, method, label?, dataset, images?}: accuracy against eps
  *   GET  /api/health         {"ok": true}
  *
@@ -16,9 +16,10 @@
 import { mkdirSync } from 'node:fs';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { LABEL_SOURCES, type LabelSource, MAX_EPS, METHOD_NAMES, type MethodName } from '../attacks/index.js';
+import { ITERATIVE_METHODS, LABEL_SOURCES, type LabelSource, MAX_ATTACK_STEPS, MAX_EPS, METHOD_NAMES, type MethodName } from '../attacks/index.js';
 import { labelSourceOf } from '../evaluation/index.js';
-import { HttpError, formatBytes, parseJsonObject, parseMultipart, readBody, sendError, sendJson } from './http.js';
+import { describeNumber } from '../io/numbers.js';
+import { HttpError, formatBytes, numberField, parseJsonObject, parseMultipart, readBody, sendError, sendJson } from './http.js';
 import { prepareImage, probeImage } from './images.js';
 import { type PlannedModel, type TestSet, planModels } from './models.js';
 import { BusyError, JobError, TimeoutError, WorkerPool, runInOwnWorker } from './pool.js';
@@ -104,7 +105,7 @@ export const CURVE_EPS: readonly number[] = [0, 2, 4, 8, 16, 24, 32, 48, 64];
 /** Largest eps the page's slider offers, pixel units (the API takes up to 255). */
 export const SLIDER_MAX_EPS = 64;
 
-const ATTACK_FIELDS = ['image', 'sample', 'model', 'method', 'eps', 'label', 'seed'] as const;
+const ATTACK_FIELDS = ['image', 'sample', 'model', 'method', 'eps', 'label', 'seed', 'steps'] as const;
 const CURVE_FIELDS = ['models', 'method', 'label', 'dataset', 'images', 'seed'] as const;
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 const CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
@@ -222,11 +223,13 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
     }
     return v as LabelSource;
   };
-  const seed = (v: unknown): number => {
-    if (v === undefined || v === '') return 0;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0 || n > 2 ** 31 - 1) throw new HttpError(400, `seed must be an integer in [0, 2147483647], got '${String(v)}'`);
-    return n;
+  const seed = (v: unknown): number => (v === undefined || v === '' ? 0 : numberField(v, 'seed', { integer: true, min: 0, max: 2 ** 31 - 1 }));
+
+  // Bounded: each step is a forward and a backward pass per model.
+  const iterativeSteps = (m: MethodName, v: string | undefined): number | undefined => {
+    if (v === undefined || v === '') return undefined;
+    if (!(m in ITERATIVE_METHODS)) throw new HttpError(400, `steps applies to the iterative methods (${Object.keys(ITERATIVE_METHODS).join(', ')}), not to ${m}`);
+    return numberField(v, 'steps', { integer: true, min: 1, max: MAX_ATTACK_STEPS });
   };
 
   const config = (): unknown => ({
@@ -237,7 +240,7 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
     samples: samples.map(sampleInfo),
     eps: { max: SLIDER_MAX_EPS, apiMax: MAX_EPS },
     curve: { eps: CURVE_EPS, datasets: [...new Set(samples.filter((s) => s.kind !== 'photo').map((s) => s.kind))], defaultImages: 100, maxImages: maxCurveImages },
-    limits: { maxUploadBytes: maxUpload, maxPixels: limits.maxPixels, maxPending: pool.maxPending, timeoutMs },
+    limits: { maxUploadBytes: maxUpload, maxPixels: limits.maxPixels, maxPending: pool.maxPending, timeoutMs, maxSteps: MAX_ATTACK_STEPS },
   });
 
   async function attack(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -273,13 +276,13 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
     if (names.length < 1 || names.length > 2) throw new HttpError(400, `give one or two models (field 'model'), got ${names.length}`);
     if (new Set(names).size !== names.length) throw new HttpError(400, 'the same model is given twice');
     const m = method(text('method'));
+    const epsSpec = { min: 0, max: MAX_EPS, unit: 'pixel values' };
     const epsText = text('eps');
-    const eps = Number(epsText);
-    if (epsText === undefined || epsText.trim() === '' || !Number.isFinite(eps) || eps < 0 || eps > MAX_EPS) {
-      throw new HttpError(400, `eps must be a number in [0, ${MAX_EPS}] pixel values, got '${epsText ?? ''}'`);
-    }
+    if (epsText === undefined) throw new HttpError(400, `eps is required: ${describeNumber(epsSpec)}`);
+    const eps = numberField(epsText, 'eps', epsSpec);
     const l = label(text('label'));
     const s = seed(text('seed'));
+    const steps = iterativeSteps(m, text('steps'));
     const models = names.map(usable);
     const probe = await probeImage(bytes, limits);
     const prepared = new Map<string, Promise<PreparedImage>>();
@@ -298,7 +301,7 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
         throw new HttpError(400, `label source 'true' needs the image's true class, which is known only for test images of the model's own dataset (not for ${missing.join(', ')}); choose 'predicted' or a test image`);
       }
     }
-    const results = await pool.run({ type: 'attack', targets, method: m, eps, label: l, seed: s }, { timeoutMs });
+    const results = await pool.run({ type: 'attack', targets, method: m, eps, label: l, seed: s, steps }, { timeoutMs });
     const dataUrl = (png: Uint8Array): string => `data:image/png;base64,${Buffer.from(png).toString('base64')}`;
     sendJson(res, 200, {
       method: m,

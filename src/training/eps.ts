@@ -6,6 +6,7 @@
  */
 import { type Generator, rand, scope, truncatedNormal } from '../engine/index.js';
 import { MAX_EPS } from '../attacks/index.js';
+import { readNumber } from '../io/numbers.js';
 
 export type EpsSpec =
   | { kind: 'fixed'; value: number }
@@ -63,10 +64,11 @@ export function sampleEps(spec: EpsSpec, n: number, generator?: Generator): numb
  */
 export function parseEpsSpec(text: string): EpsSpec {
   const parts = text.split(':');
-  const nums = parts.slice(1).map(Number);
+  // Strictly decimal: Number() would take '0x10' as 16 and '' as 0.
+  const nums = parts[0] === 'uniform' || parts[0] === 'truncnorm' ? parts.slice(1).map((p, i) => readNumber(p, `eps '${text}' part ${i + 2}`)) : [];
   let spec: EpsSpec;
   if (text === 'paper') spec = PAPER_EPS;
-  else if (parts.length === 1) spec = { kind: 'fixed', value: Number(text) };
+  else if (parts.length === 1) spec = { kind: 'fixed', value: readNumber(text, 'eps') };
   else if (parts[0] === 'uniform' && nums.length === 2) spec = { kind: 'uniform', low: nums[0] as number, high: nums[1] as number };
   else if (parts[0] === 'truncnorm' && nums.length === 4) {
     spec = { kind: 'truncatedNormal', mean: nums[0] as number, std: nums[1] as number, low: nums[2] as number, high: nums[3] as number };

@@ -51,8 +51,15 @@ test('advml attack writes PNGs and a summary with predictions and perturbation n
 test('advml attack: bad options give a clear message and exit code 2; a bad checkpoint names the file', () => {
   const cases: [string[], RegExp][] = [
     [['attack', '--model', ckpt, '--out', dir, '--method', 'deepfool'], /unknown method 'deepfool'/],
-    [['attack', '--model', ckpt, '--out', dir, '--eps', '4,-1'], /--eps value 2 \('-1'\) must be a number in \[0, 255\]/],
-    [['attack', '--model', ckpt, '--out', dir, '--eps', 'abc'], /--eps value 1/],
+    [['attack', '--model', ckpt, '--out', dir, '--eps', '4,-1'], /--eps value 2 must be a number in \[0, 255\] pixel values, got '-1'/],
+    [['attack', '--model', ckpt, '--out', dir, '--eps', '0x10'], /advml attack: --eps must be a number in \[0, 255\] pixel values, got '0x10'/],
+    [['attack', '--model', ckpt, '--out', dir, '--eps', '4,'], /--eps value 2 must be a number .*, got ''/],
+    [['attack', '--model', ckpt, '--out', dir, '--limit', '0x10'], /--limit must be a positive integer, got '0x10'/],
+    [['attack', '--model', ckpt, '--out', dir, '--seed', 'Infinity'], /--seed must be a non-negative integer, got 'Infinity'/],
+    [['attack', '--model', ckpt, '--out', dir, '--method', 'pgd', '--steps', '1e12'], /advml attack: --steps must be an integer in \[1, 1000\], got '1e12'/],
+    [['attack', '--model', ckpt, '--out', dir, '--method', 'pgd', '--steps', '1001'], /--steps must be an integer in \[1, 1000\], got '1001'/],
+    [['attack', '--model', ckpt, '--out', dir, '--method', 'pgd', '--steps', '0'], /--steps must be an integer in \[1, 1000\], got '0'/],
+    [['attack', '--model', ckpt, '--out', dir, '--eps', 'abc'], /--eps must be a number in \[0, 255\] pixel values, got 'abc'/],
     [['attack', '--model', ckpt, '--out', dir, '--label', 'target'], /--label must be one of true, predicted, leastLikely, random/],
     [['attack', '--model', ckpt, '--out', dir, '--data', 'cifar'], /unknown dataset 'cifar'/],
     [['attack', '--model', ckpt, '--out', dir, '--limit', '0'], /--limit must be a positive integer/],
@@ -75,6 +82,22 @@ test('advml attack: bad options give a clear message and exit code 2; a bad chec
   assert.equal(r.status, 1);
   assert.match(r.stderr, /checkpoint .*corrupt\.safetensors: the tensors do not match the checksum/);
   assert.ok(!existsSync(join(dir, 'x', 'summary.json')));
+});
+
+test('advml attack --steps sets the steps of an iterative method: 2 steps of 1 pixel stay within 2 of the image at eps 16', () => {
+  const out = join(dir, 'steps');
+  const r = runCli(['attack', '--model', ckpt, '--limit', '8', '--method', 'basic-iter', '--eps', '16', '--steps', '2', '--no-images', '--out', out]);
+  assert.equal(r.status, 0, r.stderr);
+  const s = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as Summary;
+  const linf = Math.max(...(s.results[0]?.perImage.map((p) => p.linf) ?? []));
+  // The default (20 steps) moves pixels by up to 16.
+  assert.ok(linf > 1.5 && linf <= 2 + 1e-3, `L-inf ${linf}`);
+  const help = runCli(['attack', '--help']);
+  assert.match(help.stdout, /--steps N {9}steps of the iterative methods, at most 1000/);
+  const evalRun = runCli(['eval', '--model', ckpt, '--steps', '5000']);
+  assert.equal(evalRun.status, 2);
+  assert.match(evalRun.stderr, /advml eval: --steps must be an integer in \[1, 1000\], got '5000'/);
+  assert.match(runCli(['eval', '--help']).stdout, /--steps N {9}steps of the iterative methods, at most 1000/);
 });
 
 test('advml --help lists the commands and each command has --help', () => {

@@ -36,7 +36,7 @@ test('advml eval prints the grid and writes JSON with intervals, ratios and labe
 test('advml eval rejects bad options by name', () => {
   for (const [args, re] of [
     [['eval', '--model', ckpt, '--methods', 'fgsm,xx'], /unknown method 'xx'/],
-    [['eval', '--model', ckpt, '--eps', '8,'], /--eps value 2 \(''\)/],
+    [['eval', '--model', ckpt, '--eps', '8,'], /--eps value 2 must be a number in \[0, 255\] pixel values, got ''/],
     [['eval', '--model', ckpt, '--seed=-3'], /--seed must be a non-negative integer/],
     [['eval'], /--model is required/],
     [['eval', '--model', ckpt, '--precision', 'fp8'], /--precision must be one of fp32, bf16-autocast, auto/],

@@ -124,7 +124,8 @@ test('corrupt and truncated .pt files are refused with the file named; nothing l
   }
   // A flipped byte inside a weight's record: the archive's CRC check refuses it.
   const flipped = Uint8Array.from(whole);
-  flipped[Math.floor(flipped.length * 0.6)] ^= 0xff;
+  const at = Math.floor(flipped.length * 0.6);
+  flipped[at] = (flipped[at] as number) ^ 0xff;
   writeFileSync(join(dir, 'flipped.pt'), flipped);
   assert.throws(() => load('flipped.pt'), /flipped\.pt: not an intact zip archive \(entry '.*' does not match its CRC-32/);
   // An intact zip archive that is no TorchScript module: libtorch's own refusal, with the file named.

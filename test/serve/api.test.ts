@@ -161,6 +161,10 @@ describe('advml serve API', () => {
       assert.equal(r.status, 200, `${method}: ${r.body.error}`);
       assert.ok(r.body.results[0]!.perturbation.linf <= 4 + 1e-3 || method.startsWith('fast-l') || method === 'random-normal', `${method}: L-inf ${r.body.results[0]!.perturbation.linf}`);
     }
+    // steps reaches the attack: 2 steps of 1 pixel (basic iter.'s alpha) cannot move a pixel by more than 2.
+    const two = await post(server, '/api/attack', form({ sample: mnistSample.id, model: 'mnist', method: 'basic-iter', eps: '16', steps: '2' }));
+    assert.equal(two.status, 200, two.body.error);
+    assert.ok(two.body.results[0]!.perturbation.linf > 1.5 && two.body.results[0]!.perturbation.linf <= 2 + 1e-3, `L-inf ${two.body.results[0]!.perturbation.linf}`);
     for (const label of ['true', 'predicted', 'leastLikely', 'random']) {
       const r = await post(server, '/api/attack', form({ sample: mnistSample.id, model: 'mnist', method: 'fgsm', eps: '4', label }));
       assert.equal(r.status, 200, `${label}: ${r.body.error}`);
@@ -212,6 +216,16 @@ describe('advml serve API', () => {
       ['same model twice', form({ ...base, sample: mnistSample.id, model: ['mnist', 'mnist'] }), 400, /same model is given twice/],
       ['eps too large', form({ ...base, sample: mnistSample.id, eps: '300' }), 400, /eps must be a number in \[0, 255\]/],
       ['eps not a number', form({ ...base, sample: mnistSample.id, eps: 'lots' }), 400, /eps must be a number/],
+      // Number() would take these as 16, 0, 0, Infinity, Infinity and 8: parsed as the CLI parses them.
+      ...['0x10', '', '   ', 'Infinity', '1e999', ' 8'].map((eps): [string, FormData, number, RegExp] => [
+        `eps '${eps}'`, form({ ...base, sample: mnistSample.id, eps }), 400,
+        new RegExp(`^eps must be a number in \\[0, 255\\] pixel values, got '${eps}'$`),
+      ]),
+      ['seed in hex', form({ ...base, sample: mnistSample.id, seed: '0x1' }), 400, /^seed must be an integer in \[0, 2147483647\], got '0x1'$/],
+      ['steps beyond the limit', form({ ...base, sample: mnistSample.id, method: 'pgd', steps: '1e12' }), 400, /^steps must be an integer in \[1, 1000\], got '1e12'$/],
+      ['steps not an integer', form({ ...base, sample: mnistSample.id, method: 'pgd', steps: '2.5' }), 400, /^steps must be an integer in \[1, 1000\], got '2.5'$/],
+      ['steps of a one-step method', form({ ...base, sample: mnistSample.id, steps: '3' }), 400, /^steps applies to the iterative methods \(basic-iter, .*\), not to fgsm$/],
+      ['no eps', form({ sample: mnistSample.id, model: 'mnist', method: 'fgsm' }), 400, /^eps is required: a number in \[0, 255\] pixel values$/],
       ['field twice', form({ ...base, sample: mnistSample.id, method: ['fgsm', 'pgd'] }), 400, /'method' is given more than once/],
       ['unknown label source', form({ ...base, sample: mnistSample.id, label: 'target' }), 400, /unknown label source 'target'/],
       ['true label of an upload', form({ ...base, image: new Blob([goodPng]), label: 'true' }), 400, /label source 'true' needs the image's true class/],

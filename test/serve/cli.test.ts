@@ -10,8 +10,9 @@ test('advml serve --help, and bad options exit 2 naming the option', () => {
   assert.match(runCli(['--help']).stdout, /^ {2}serve {2,}a web page/m);
   const cases: [string[], RegExp][] = [
     [['serve', '--model', 'no-such-model'], /--model 'no-such-model' is neither a checkpoint file nor a model name/],
-    [['serve', '--port', '70000'], /--port must be in \[0, 65535\]/],
-    [['serve', '--port', 'eighty'], /--port must be a non-negative integer/],
+    [['serve', '--port', '70000'], /--port must be an integer in \[0, 65535\], got '70000'/],
+    [['serve', '--port', 'eighty'], /--port must be an integer in \[0, 65535\], got 'eighty'/],
+    [['serve', '--port', '0x1F90'], /--port must be an integer in \[0, 65535\], got '0x1F90'/],
     [['serve', '--max-pending', '0'], /--max-pending must be a positive integer/],
     [['serve', '--timeout=-5'], /--timeout must be a positive number/],
     [['serve', '--bogus'], /Unknown option '--bogus'/],

@@ -30,7 +30,7 @@ export interface Config {
   samples: SampleInfo[];
   eps: { max: number; apiMax: number };
   curve: { eps: number[]; datasets: ('mnist' | 'fashion-mnist')[]; defaultImages: number; maxImages: number };
-  limits: { maxUploadBytes: number; maxPixels: number; maxPending: number; timeoutMs: number };
+  limits: { maxUploadBytes: number; maxPixels: number; maxPending: number; timeoutMs: number; maxSteps: number };
 }
 
 /** One prediction. */
