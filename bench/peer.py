@@ -77,9 +77,17 @@ class ResNet(nn.Module):
         return self.fc(self.avgpool(x).flatten(1))
 
 
+def resnet18():
+    import torchvision  # only this model needs it
+
+    return torchvision.models.resnet18(num_classes=10)
+
+
 MODELS = {
     "mnist-cnn": (MnistCnn, (1, 28, 28)),
     "resnet20": (ResNet, (3, 32, 32)),
+    # torchvision's ImageNet-style ResNet-18 at a small input (bench/foreign-benchmark.ts).
+    "resnet18": (resnet18, (3, 64, 64)),
 }
 
 
