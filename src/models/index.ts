@@ -10,4 +10,5 @@ export {
   type ResNet50ImageNetOptions,
 } from './resnet50-imagenet.js';
 export { Classifier, type ClassifierOptions } from './classifier.js';
+export * from './onnx/index.js';
 export * from './registry.js';
