@@ -282,3 +282,45 @@ test('forwardAll returns every output; forward the first', { skip: noTorch }, ()
   disposeAll(ref);
   model.dispose();
 });
+
+test('a batch size other than the exported one runs where Reshape takes its shape from Shape', { skip: noTorch }, () => {
+  const model = loadOnnxModel(file('ops_op13'));
+  const ref = reference('ops_op13');
+  scope(() => {
+    const one = noGrad(() => model.forward((ref.get('x') as Tensor).slice(0, 1, 2)));
+    assert.deepEqual(one.shape, [1, 7]);
+    assert.ok(relErr(one, (ref.get('logits') as Tensor).slice(0, 1, 2)) < 1e-4);
+  });
+  disposeAll(ref);
+  model.dispose();
+});
+
+test('Gelu (one node in place of the Erf pattern PyTorch exports) gives PyTorch\'s gelu', { skip: noTorch }, () => {
+  // x / sqrt(2) -> Erf -> + 1 -> x * . -> * 0.5 becomes Gelu(x).
+  const bytes = edited('activations_op13', (m) => {
+    type Node = { opType: string; input: string[]; output: string[]; attribute?: unknown[]; name?: string };
+    const nodes = m.graph.node as Node[];
+    const producer = (name: string): Node => nodes.find((n) => (n.output ?? []).includes(name)) as Node;
+    const reader = (n: Node): Node => nodes.find((k) => (k.input ?? []).includes(n.output[0] as string)) as Node;
+    const erf = nodes.find((n) => n.opType === 'Erf') as Node;
+    const div = producer(erf.input[0] as string);
+    const add = reader(erf);
+    const mul1 = reader(add);
+    const mul2 = reader(mul1);
+    assert.deepEqual([div.opType, add.opType, mul1.opType, mul2.opType], ['Div', 'Add', 'Mul', 'Mul'], 'the exported pattern');
+    const gelu: Node = { opType: 'Gelu', name: 'gelu', input: [div.input[0] as string], output: mul2.output, attribute: [] };
+    nodes.splice(nodes.indexOf(div), 1, gelu);
+    for (const n of [erf, add, mul1, mul2]) nodes.splice(nodes.indexOf(n), 1);
+  });
+  const model = loadOnnxModelFromBytes(bytes);
+  const ref = reference('activations_op13');
+  scope(() => {
+    const x = (ref.get('x') as Tensor).clone().requiresGrad_();
+    const y = model.forward(x);
+    assert.ok(relErr(y, ref.get('logits') as Tensor) < 1e-4);
+    const [g] = grad(y.mul(ref.get('w') as Tensor).sum(), x);
+    assert.ok(relErr(g as Tensor, ref.get('x_grad') as Tensor) < 1e-4);
+  });
+  disposeAll(ref);
+  model.dispose();
+});
