@@ -12,7 +12,7 @@ import { Module } from '../../nn/module.js';
 import { Attributes } from './attributes.js';
 import { type Kernel, OPERATORS, type RunState } from './ops.js';
 import { type ModelData, type NodeData, OnnxError, type ValueInfo, decodeModel, readModelFile } from './proto.js';
-import { tensorOf, typeName } from './tensors.js';
+import { tensorOf } from './tensors.js';
 
 /** The opsets of the default domain the loader implements. */
 export const MIN_OPSET = 11;
@@ -174,7 +174,7 @@ export class OnnxModule extends Module {
       const attrs = new Attributes(node.attributes, refuse);
       let kernel: Kernel;
       try {
-        kernel = spec.build({ opset: this.opset, attrs, inputCount: node.inputs.length, outputUsed: node.outputs.map((o) => o !== '' && consumed.has(o)), refuse });
+        kernel = spec.build({ opset: this.opset, attrs, outputUsed: node.outputs.map((o) => o !== '' && consumed.has(o)), refuse });
       } catch (e) {
         if (e instanceof OnnxError) throw e;
         return fail(`${label}: ${(e as Error).message}`);
@@ -364,4 +364,3 @@ export function loadOnnxModelFromBytes(bytes: Uint8Array, source = '<buffer>'): 
   return new OnnxModule(decodeModel(bytes, source), source);
 }
 
-export { typeName as onnxTypeName };

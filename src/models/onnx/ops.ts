@@ -27,8 +27,6 @@ export type Kernel = (inputs: (Tensor | undefined)[], state: RunState) => Tensor
 export interface BuildContext {
   opset: number;
   attrs: Attributes;
-  /** Number of inputs and outputs the node names (omitted trailing ones not counted; '' counts). */
-  inputCount: number;
   /** Which outputs another node or the graph's outputs read. */
   outputUsed: boolean[];
   /** Throws the load error for this node. */
