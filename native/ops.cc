@@ -180,6 +180,11 @@ OP(conv2d, at::conv2d(T(0), T(1), OT(2), IL(3), IL(4), IL(5), I(6)))
 OP(maxPool2d, at::max_pool2d(T(0), IL(1), IL(2), IL(3), IL(4), B(5)))
 OP(avgPool2d, at::avg_pool2d(T(0), IL(1), IL(2), IL(3), B(4), B(5)))
 OP(adaptiveAvgPool2d, at::adaptive_avg_pool2d(T(0), IL(1)))
+// convTranspose2d(x, weight [C_in, C_out/groups, kH, kW], bias, stride, padding, outputPadding, groups, dilation)
+OP(convTranspose2d, at::conv_transpose2d(T(0), T(1), OT(2), IL(3), IL(4), IL(5), I(6), IL(7)))
+// reflectionPad2d / replicationPad2d(x, [left, right, top, bottom]): 3-d or 4-d input.
+OP(reflectionPad2d, at::reflection_pad2d(T(0), IL(1)))
+OP(replicationPad2d, at::replication_pad2d(T(0), IL(1)))
 // pad(x, [left, right, top, bottom, ...] from the last dimension back, value): constant padding.
 OP(pad, at::constant_pad_nd(T(0), IL(1), N(2)))
 // batchNorm(x, weight, bias, runningMean, runningVar, training, momentum, eps):
@@ -187,6 +192,10 @@ OP(pad, at::constant_pad_nd(T(0), IL(1), N(2)))
 OP(batchNorm, at::batch_norm(T(0), OT(1), OT(2), OT(3), OT(4), B(5), N(6), N(7), true))
 OP(dropout, at::dropout(T(0), N(1), B(2)))
 OP(softmax, at::softmax(T(0), I(1)))
+// gelu(x, tanhApproximation)
+OP(gelu, at::gelu(T(0), B(1) ? "tanh" : "none"))
+OP(hardswish, at::hardswish(T(0)))
+OP(hardsigmoid, at::hardsigmoid(T(0)))
 OP(logSoftmax, at::log_softmax(T(0), I(1)))
 // crossEntropy(logits, target, weight, reduction 0 none|1 mean|2 sum, ignoreIndex, labelSmoothing)
 OP(crossEntropy, at::cross_entropy_loss(T(0), T(1), OT(2), I(3), I(4), N(5)))
@@ -289,6 +298,7 @@ void initOps(Napi::Env env, Napi::Object exports) {
   REG(sum); REG(mean); REG(amax); REG(amin); REG(var); REG(std); REG(norm); REG(logsumexp);
   REG(argmax); REG(argmin); REG(topk); REG(sort); REG(all); REG(any); REG(cumsum);
   REG(matmul); REG(linear); REG(conv2d); REG(maxPool2d); REG(avgPool2d); REG(adaptiveAvgPool2d); REG(pad);
+  REG(convTranspose2d); REG(reflectionPad2d); REG(replicationPad2d); REG(gelu); REG(hardswish); REG(hardsigmoid);
   REG(batchNorm); REG(dropout); REG(softmax); REG(logSoftmax); REG(crossEntropy); REG(nllLoss);
   REG(mseLoss); REG(klDiv); REG(oneHot);
   REG(reshape); REG(permute); REG(transpose); REG(flatten); REG(unsqueeze); REG(expand);

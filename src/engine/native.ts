@@ -34,6 +34,7 @@ export type NativeArg =
 /** Names the addon exports (native/*.cc register them; a test checks both lists agree). */
 export type OpName =
   | 'conv2d' | 'maxPool2d' | 'avgPool2d' | 'adaptiveAvgPool2d' | 'log1p' | 'pad'
+  | 'convTranspose2d' | 'reflectionPad2d' | 'replicationPad2d' | 'gelu' | 'hardswish' | 'hardsigmoid'
   | 'abs' | 'add' | 'add_' | 'addcdiv_' | 'addcmul_' | 'all' | 'amax' | 'amin' | 'any' | 'arange' | 'argmax' |
   'argmin' | 'backward' | 'batchNorm' | 'batchNormRelu' | 'bernoulli' | 'buildConfig' | 'cat' | 'ceil' | 'chunk' | 'clamp' |
   'clampInPlace_' | 'clone' | 'contiguous' | 'copyInFormat' | 'copy_' | 'cos' | 'crossEntropy' | 'cudaBf16Supported' | 'cudaDeviceCount' | 'cumsum' |

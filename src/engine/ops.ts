@@ -123,6 +123,19 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   return wrap(native.linear(x.handle, weight.handle, bias?.handle ?? null));
 }
 
+export interface ConvTranspose2dOptions extends Conv2dOptions {
+  /** Extra rows and columns added on one side of the output (PyTorch's output_padding). */
+  outputPadding?: number | [number, number];
+}
+
+/** Transposed 2-D convolution: x [N, C, H, W], weight [C, O/groups, kH, kW], bias [O]. */
+export function convTranspose2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, opts: ConvTranspose2dOptions = {}): Tensor {
+  return wrap(
+    native.convTranspose2d(x.handle, weight.handle, bias?.handle ?? null, pair(opts.stride ?? 1), pair(opts.padding ?? 0),
+      pair(opts.outputPadding ?? 0), opts.groups ?? 1, pair(opts.dilation ?? 1)),
+  );
+}
+
 export interface PoolOptions {
   /** Default: the kernel size. */
   stride?: number | [number, number];
@@ -152,6 +165,14 @@ export function avgPool2d(x: Tensor, kernel: number | [number, number], opts: Po
  */
 export function pad(x: Tensor, padding: number[], value = 0): Tensor {
   return wrap(native.pad(x.handle, padding, value));
+}
+
+/**
+ * Reflecting or replicating padding of the last two dimensions of a 3-d or
+ * 4-d tensor; `padding` is [left, right, top, bottom].
+ */
+export function padMode(x: Tensor, padding: [number, number, number, number], mode: 'reflect' | 'replicate'): Tensor {
+  return wrap(mode === 'reflect' ? native.reflectionPad2d(x.handle, padding) : native.replicationPad2d(x.handle, padding));
 }
 
 export function adaptiveAvgPool2d(x: Tensor, outputSize: number | [number, number]): Tensor {

@@ -194,6 +194,12 @@ export class Tensor implements Tracked {
   /** Clamps to [min, max]: min(max(x, min), max). */
   hardtanh(min = -1, max = 1): Tensor { return this.op('hardtanh', min, max); }
   leakyRelu(slope = 0.01): Tensor { return this.op('leakyRelu', slope); }
+  /** x * Phi(x), exactly (erf) or with the tanh approximation. */
+  gelu(approximate: 'none' | 'tanh' = 'none'): Tensor { return this.op('gelu', approximate === 'tanh'); }
+  /** x * relu6(x + 3) / 6 */
+  hardswish(): Tensor { return this.op('hardswish'); }
+  /** relu6(x + 3) / 6 */
+  hardsigmoid(): Tensor { return this.op('hardsigmoid'); }
   elu(alpha = 1): Tensor { return this.op('elu', alpha); }
   softplus(beta = 1, threshold = 20): Tensor { return this.op('softplus', beta, threshold); }
   /** Element-wise clamp; each bound a number, a broadcastable tensor, or null for none. */

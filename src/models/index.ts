@@ -10,6 +10,7 @@ export {
   type ResNet50ImageNetOptions,
 } from './resnet50-imagenet.js';
 export { Classifier, type ClassifierOptions } from './classifier.js';
+export * from './onnx/index.js';
 export * from './registry.js';
 export { TorchScriptModule, loadTorchScript, saveTorchScript } from './torchscript.js';
 export { FOREIGN_FORMATS, type ForeignFormat, foreignFormatOf, loadForeignModule } from './foreign.js';
