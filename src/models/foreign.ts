@@ -8,6 +8,7 @@ import { basename, extname } from 'node:path';
 import { tfjs } from '../io/index.js';
 import type { Module } from '../nn/index.js';
 import { loadTorchScript } from './torchscript.js';
+import { loadOnnxModel } from './onnx/index.js';
 
 export const FOREIGN_FORMATS = ['torchscript', 'onnx', 'tfjs'] as const;
 export type ForeignFormat = (typeof FOREIGN_FORMATS)[number];
@@ -21,10 +22,11 @@ export function foreignFormatOf(path: string): ForeignFormat | null {
   return null;
 }
 
-/** A loaded foreign module and the input shape [C, H, W] its file declares, if it declares one. */
+/** A loaded foreign module, with the input shape [C, H, W] and class count its file declares, if it does. */
 export interface ForeignModule {
   module: Module;
   declaredShape?: [number, number, number];
+  declaredClasses?: number;
 }
 
 /** Loads a foreign model file as a module in training mode. */
@@ -38,8 +40,17 @@ export function loadForeignModule(format: ForeignFormat, path: string): ForeignM
       const declared = typeof c === 'number' && typeof h === 'number' && typeof w === 'number';
       return { module: m, declaredShape: declared ? [c, h, w] : undefined };
     }
-    case 'onnx':
-      throw new Error(`${path}: ONNX models are not supported yet`);
+    case 'onnx': {
+      const m = loadOnnxModel(path);
+      const [, c, h, w] = m.inputShape;
+      const out = m.outputShapes[0];
+      const declared = m.inputShape.length === 4 && typeof c === 'number' && typeof h === 'number' && typeof w === 'number';
+      return {
+        module: m,
+        declaredShape: declared ? [c, h, w] : undefined,
+        declaredClasses: out?.length === 2 && typeof out[1] === 'number' ? out[1] : undefined,
+      };
+    }
     default:
       throw new Error(`unknown model format '${String(format)}': expected ${FOREIGN_FORMATS.join(', ')}`);
   }

@@ -4,8 +4,8 @@
  * and 'resnet50' carry their input contract; a foreign model gets it from the
  * caller (the CLI's --input-range, --mean, ... options), from a model card
  * (`NAME.card.json` beside the file, the same fields as JSON), and from what
- * the file itself declares (ONNX input shapes, the first convolution's
- * channels), in that order. Classes not declared anywhere are counted from
+ * the file itself declares (ONNX input and output shapes, the first
+ * convolution's channels), in that order. Classes not declared anywhere are counted from
  * one forward pass.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -14,7 +14,7 @@ import { noGrad, scope, zeros } from '../engine/index.js';
 import { writeFileAtomicSync } from '../io/index.js';
 import type { Module } from '../nn/index.js';
 import { Classifier, type ClassifierOptions } from './classifier.js';
-import { type ForeignFormat, foreignFormatOf, loadForeignModule } from './foreign.js';
+import { type ForeignFormat, type ForeignModule, foreignFormatOf, loadForeignModule } from './foreign.js';
 import { loadClassifier, type ModelSpec } from './registry.js';
 
 /** The input contract of a model: what its images look like and what it predicts. */
@@ -90,15 +90,15 @@ export function readClassNames(file: string): string[] {
  * caller's, then the card's), the channels from the module's first 4-D
  * weight, the classes from one forward pass when nobody declared them.
  */
-export function classifierFor(module: Module, given: PartialContract, source: string, declaredShape?: [number, number, number]): Classifier {
-  let inputShape = given.inputShape ?? declaredShape;
+export function classifierFor(module: Module, given: PartialContract, source: string, declared: Omit<ForeignModule, 'module'> = {}): Classifier {
+  let inputShape = given.inputShape ?? declared.declaredShape;
   if (!inputShape && given.inputSize) {
     const first = module.parameters().find((p) => p.rank === 4);
     const channels = first?.shape[1] ?? 3;
     inputShape = [channels, ...given.inputSize];
   }
   if (!inputShape) throw new Error(`${source}: the input size is not known: give it (--input-size H,W) or write it into ${modelCardPath(source)}`);
-  let classes = given.classes ?? given.classNames?.length;
+  let classes = given.classes ?? given.classNames?.length ?? declared.declaredClasses;
   if (classes === undefined) classes = countClasses(module, inputShape, source);
   const { inputSize: _size, ...contract } = given;
   return new Classifier(module, { ...contract, inputShape, classes, memoryFormat: 'contiguous' });
@@ -139,9 +139,9 @@ export async function loadModel(path: string, contract: PartialContract = {}): P
 /** A foreign model file with the card beside it and `contract` over it, as an inference-mode classifier. */
 export function loadForeign(path: string, format: ForeignFormat, contract: PartialContract = {}): Classifier {
   const given = { ...readModelCard(path), ...contract };
-  const { module, declaredShape } = loadForeignModule(format, path);
+  const { module, ...declared } = loadForeignModule(format, path);
   try {
-    const model = classifierFor(module, given, path, declaredShape);
+    const model = classifierFor(module, given, path, declared);
     model.module.eval();
     return model;
   } catch (e) {

@@ -2,4 +2,3 @@
 export { OnnxModule, loadOnnxModel, loadOnnxModelFromBytes, MIN_OPSET, MAX_OPSET, type OnnxLoadOptions } from './graph.js';
 export { OnnxError, MAX_ONNX_BYTES } from './proto.js';
 export { OPERATORS as ONNX_OPERATORS } from './ops.js';
-export { onnxClassifier, type OnnxClassifierOptions } from './classifier.js';
