@@ -13,7 +13,7 @@
  * model's range, refusing images of another size or outside the declared range.
  * Evaluation, training, the CLI and the server all call it.
  */
-import { type Tensor, scope, tensor } from '../engine/index.js';
+import { type Tensor, isFloating, scope, tensor } from '../engine/index.js';
 import type { Module } from '../nn/index.js';
 
 export interface ClassifierOptions {
@@ -111,15 +111,17 @@ export class Classifier {
     const [c, h, w] = this.inputShape;
     const s = images.shape;
     if (s.length !== 4 || s[1] !== c || s[2] !== h || s[3] !== w) {
-      throw new Error(`${source} gives images of shape [${s.slice(1)}], the model takes [${c}, ${h}, ${w}]`);
+      throw new Error(`${source} gives images of shape [${s.slice(1).join(', ')}], the model takes [${c}, ${h}, ${w}]`);
     }
     checkRange(dataRange, `${source}'s range`);
     checkImageValues(images, dataRange, source);
     const [dlo, dhi] = dataRange;
     const [lo, hi] = this.inputRange;
-    if (dlo === lo && dhi === hi) return images.to('float32');
+    // Floating data keeps its dtype (a float64 model gets float64); integer pixels become float32.
+    const floating = isFloating(images.dtype);
+    if (dlo === lo && dhi === hi) return floating ? images.detach() : images.to('float32');
     const scale = (hi - lo) / (dhi - dlo);
-    return scope(() => images.to('float32').sub(dlo).mul(scale).add(lo));
+    return scope(() => (floating ? images : images.to('float32')).sub(dlo).mul(scale).add(lo));
   }
 
   /** Throws unless `x` is a float batch [N, C, H, W] matching the input shape. */

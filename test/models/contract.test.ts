@@ -95,7 +95,7 @@ test('fromData maps linearly between declared ranges and refuses what does not f
     const x = tensor([-1, 0, 0.5, 1], { shape: [1, 1, 2, 2] }).expand([1, 3, 2, 2]).contiguous();
     const mapped = model.fromData(x, [-1, 1]);
     assert.deepEqual(Array.from(mapped.dataSync() as Float32Array).slice(0, 4), [0, 127.5, 191.25, 255]);
-    assert.throws(() => model.fromData(zeros([1, 1, 2, 2]), [0, 1], 'mnist:test'), /mnist:test gives images of shape \[1,2,2\], the model takes \[3, 2, 2\]/);
+    assert.throws(() => model.fromData(zeros([1, 1, 2, 2]), [0, 1], 'mnist:test'), /mnist:test gives images of shape \[1, 2, 2\], the model takes \[3, 2, 2\]/);
     assert.throws(() => model.fromData(full([1, 3, 2, 2], 2), [0, 1], 'the data'), /the data: values span \[2, 2\], outside the range \[0, 1\] they are declared in/);
     const nan = tensor([NaN, 0, Infinity, 0.5], { shape: [1, 1, 2, 2] }).expand([1, 3, 2, 2]).contiguous();
     assert.throws(() => model.fromData(nan, [0, 1], 'the data'), /the data: 6 of 12 values are not finite/);
