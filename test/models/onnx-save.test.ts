@@ -177,3 +177,19 @@ test('saving into a missing folder fails naming the path', { skip: noTorch }, ()
   assert.throws(() => saveOnnx(model, path), (e: Error) => e.message.includes(path));
   model.dispose();
 });
+
+test('a module converted to float64 is written back in the initialisers\' float32', { skip: noTorch }, () => {
+  const model = loadOnnxModel(join(dir, `${FIXTURE}.onnx`)).toDtype('float64');
+  assert.equal(model.stateDict().get('fc.weight')?.dtype, 'float64');
+  noGrad(() => (model.stateDict().get('fc.weight') as Tensor).mul_(3));
+  const loaded = loadOnnxModelFromBytes(serializeOnnx(model), 'float64 module');
+  const saved = decodeModelMessage(serializeOnnx(model)) as Message;
+  assert.ok(saved.graph.initializer.every((t) => t.dataType === 1), 'every initialiser stays FLOAT');
+  for (const [name, t] of model.stateDict()) {
+    const b = loaded.stateDict().get(name) as Tensor;
+    assert.equal(b.dtype, 'float32');
+    assert.ok(bytesOf(b).equals(scope(() => bytesOf(t.to('float32')))), `${name}: the float64 value rounded to float32`);
+  }
+  model.dispose();
+  loaded.dispose();
+});
