@@ -10,7 +10,7 @@ import * as A from '../attacks/index.js';
 import type { Dataset } from '../data/dataset.js';
 import { openImageNet } from '../data/index.js';
 import { evaluate } from '../evaluation/index.js';
-import { type Classifier, type ModelSpec, type PartialContract, TorchScriptModule, buildClassifier, classifierFromCheckpoint, foreignFormatOf, foreignSpec, loadForeign, saveTorchScript, writeModelCard } from '../models/index.js';
+import { type Classifier, type ModelSpec, type PartialContract, buildClassifier, classifierFromCheckpoint, foreignFormatOf, foreignSpec, loadForeign, saveForeign, writeModelCard } from '../models/index.js';
 import { disposeCheckpoint, loadCheckpointSync } from '../io/index.js';
 import { type Collective, type HeldOut, type OptimizerName, PRESETS, type Preset, type TrainEvent, parseEpsSpec, runTraining } from '../training/index.js';
 import { type Command, UsageError, nonNegativeInt, numberOption, parseOptions, positiveInt } from './command.js';
@@ -34,8 +34,9 @@ Options (override the preset):
   --out DIR             where checkpoint.safetensors and train.jsonl go (required)
   --resume              continue from DIR/checkpoint.safetensors (same options)
   --init FILE           start from this model: a checkpoint ("delayed" training),
-                        or your own .pt, .onnx or model.json (a TorchScript
-                        model is written back as DIR/model.pt when done)
+                        or your own .pt, .onnx or model.json (a TorchScript or
+                        ONNX model is written back as DIR/model.pt or
+                        DIR/model.onnx when done)
   --input-range, --mean, --std, --input-size, --class-names, --bgr
                         the input contract of a foreign --init model (see
                         'advml eval --help')
@@ -185,18 +186,15 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
     try {
       const r = await runTraining({ model, spec, train: trainData, heldOut, config: c, checkpoint, resume: o.resume, onEvent, signal: abort.signal, group });
       bar?.done();
-      // A TorchScript model goes back as TorchScript, with the trained weights.
-      const handBack = lead && model.module instanceof TorchScriptModule ? join(o.out, 'model.pt') : null;
-      if (handBack) {
-        saveTorchScript(model.module as TorchScriptModule, handBack);
-        writeModelCard(handBack, model);
-      }
+      // A TorchScript or ONNX model goes back in its own format, with the trained weights.
+      const handBack = lead ? saveForeign(model.module, o.out) : null;
+      if (handBack) writeModelCard(handBack, model);
       if (r.stopped) {
         console.error(`stopped by ${signalName} at step ${r.steps}: checkpoint written to ${checkpoint}; continue with --resume`);
         return signalName === 'SIGINT' ? 130 : 143;
       }
       const fe = r.finalEval;
-      if (lead) console.log(`trained ${r.steps} steps; checkpoint ${checkpoint}${handBack ? `, TorchScript ${handBack}` : ''}` + (fe ? `; clean ${(fe.clean * 100).toFixed(1)}%, ${fe.what}: ${(fe.adversarial * 100).toFixed(1)}%` : ''));
+      if (lead) console.log(`trained ${r.steps} steps; checkpoint ${checkpoint}${handBack ? `, trained model ${handBack}` : ''}` + (fe ? `; clean ${(fe.clean * 100).toFixed(1)}%, ${fe.what}: ${(fe.adversarial * 100).toFixed(1)}%` : ''));
       return 0;
     } finally {
       process.off('SIGINT', onSignal);

@@ -2,13 +2,13 @@
  * Modules from other frameworks' files, by format: TorchScript through
  * libtorch's JIT, ONNX on advml's engine, TensorFlow.js LayersModels. Both
  * loading paths (a file named by the user, a checkpoint that names the file
- * its graph came from) come through here.
+ * its graph came from) come through here, and writing a trained one back.
  */
-import { basename, extname } from 'node:path';
+import { basename, extname, join } from 'node:path';
 import { tfjs } from '../io/index.js';
 import type { Module } from '../nn/index.js';
-import { loadTorchScript } from './torchscript.js';
-import { loadOnnxModel } from './onnx/index.js';
+import { TorchScriptModule, loadTorchScript, saveTorchScript } from './torchscript.js';
+import { OnnxModule, loadOnnxModel, saveOnnx } from './onnx/index.js';
 
 export const FOREIGN_FORMATS = ['torchscript', 'onnx', 'tfjs'] as const;
 export type ForeignFormat = (typeof FOREIGN_FORMATS)[number];
@@ -54,4 +54,23 @@ export function loadForeignModule(format: ForeignFormat, path: string): ForeignM
     default:
       throw new Error(`unknown model format '${String(format)}': expected ${FOREIGN_FORMATS.join(', ')}`);
   }
+}
+
+/**
+ * Writes a TorchScript or ONNX module back in its own format with its current
+ * weights, as `dir/model.pt` or `dir/model.onnx`; returns the path, or null for
+ * any other module (nothing is written).
+ */
+export function saveForeign(module: Module, dir: string): string | null {
+  if (module instanceof TorchScriptModule) {
+    const path = join(dir, 'model.pt');
+    saveTorchScript(module, path);
+    return path;
+  }
+  if (module instanceof OnnxModule) {
+    const path = join(dir, 'model.onnx');
+    saveOnnx(module, path);
+    return path;
+  }
+  return null;
 }

@@ -13,7 +13,7 @@ export { Classifier, type ClassifierOptions } from './classifier.js';
 export * from './onnx/index.js';
 export * from './registry.js';
 export { TorchScriptModule, loadTorchScript, saveTorchScript } from './torchscript.js';
-export { FOREIGN_FORMATS, type ForeignFormat, foreignFormatOf, loadForeignModule } from './foreign.js';
+export { FOREIGN_FORMATS, type ForeignFormat, foreignFormatOf, loadForeignModule, saveForeign } from './foreign.js';
 export {
   loadModel, loadForeign, foreignSpec, classifierFor, readModelCard, writeModelCard, readClassNames, modelCardPath, MODEL_FORMATS,
   type InputContract, type PartialContract,

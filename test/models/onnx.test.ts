@@ -50,7 +50,7 @@ const relErr = (a: Tensor, b: Tensor): number => scope(() => a.sub(b).abs().max(
 
 const CASES = [
   'resnet18_op13', 'resnet18_op13_preserve', 'mobilenet_v2_op11', 'mobilenet_v2_op17',
-  'ops_op11', 'ops_op13', 'ops_op17', 'activations_op11', 'activations_op13', 'activations_op17', 'dropout_op13',
+  'ops_op11', 'ops_op13', 'ops_op17', 'activations_op11', 'activations_op13', 'activations_op17', 'dropout_op13', 'tiny_mnist_op13',
 ];
 
 for (const name of CASES) {

@@ -7,12 +7,15 @@
  * runs the remaining nodes in order with engine ops, so gradients reach the
  * input and the parameters, and frees every intermediate at its last use.
  */
-import { type Tensor, isFloating, noGrad } from '../../engine/index.js';
+import { endianness } from 'node:os';
+import { type DType, type Tensor, isFloating, noGrad, scope } from '../../engine/index.js';
+import { writeFileAtomicSync } from '../../io/index.js';
 import { Module } from '../../nn/module.js';
 import { Attributes } from './attributes.js';
 import { type Kernel, OPERATORS, type RunState } from './ops.js';
 import { type ModelData, type NodeData, OnnxError, type ValueInfo, decodeModel, readModelFile } from './proto.js';
-import { tensorOf } from './tensors.js';
+import { dtypeOf, tensorOf } from './tensors.js';
+import { replaceInitializers } from './wire.js';
 
 /** The opsets of the default domain the loader implements. */
 export const MIN_OPSET = 11;
@@ -80,6 +83,10 @@ export class OnnxModule extends Module {
   private readonly constants: Tensor[] = [];
   private readonly owned = new Set<Tensor>();
   private readonly root = new ParameterGroup();
+  /** The encoded model, written back by serialize() with the current weights. */
+  private readonly encoded: Uint8Array;
+  /** Data type and dims of each initialiser in stateNames, as the file declares them. */
+  private readonly layouts = new Map<string, { dtype: DType; dims: number[] }>();
 
   constructor(model: ModelData, readonly source = '<buffer>') {
     super();
@@ -94,6 +101,7 @@ export class OnnxModule extends Module {
     this.opset = opset as number;
     this.producer = { name: model.producerName, version: model.producerVersion };
     this.irVersion = model.irVersion;
+    this.encoded = model.bytes;
     if (model.sparseInitializers) fail('sparse initialisers are not supported');
 
     const inits = new Map<string, (typeof model.initializers)[number]>();
@@ -151,6 +159,7 @@ export class OnnxModule extends Module {
       }
       if (u.dynamic && isFloating(t.dtype)) {
         stateNames.set(name, this.place(name, t, u.buffer));
+        this.layouts.set(name, { dtype: dtypeOf(data.dataType) as DType, dims: data.dims });
       } else {
         this.constants.push(t.keep());
       }
@@ -249,6 +258,30 @@ export class OnnxModule extends Module {
       } catch {
         // taken; try the next suffix
       }
+    }
+  }
+
+  /**
+   * The model as loaded, with every initialiser that is a parameter or buffer
+   * holding its current value (in the initialiser's own data type, as
+   * raw_data); every other byte of the file is kept.
+   */
+  serialize(): Uint8Array {
+    if (endianness() !== 'LE') throw new OnnxError(this.source, 'ONNX raw data is little-endian; this host is big-endian');
+    const state = this.stateDict();
+    const data = new Map<string, Uint8Array>();
+    for (const [name, stateName] of this.stateNames) {
+      const t = state.get(stateName) as Tensor;
+      const { dtype, dims } = this.layouts.get(name) as { dtype: DType; dims: number[] };
+      if (t.shape.length !== dims.length || t.shape.some((d, k) => d !== dims[k])) {
+        throw new OnnxError(this.source, `cannot write back '${stateName}': its shape [${t.shape}] is not the initialiser's [${dims}]`);
+      }
+      data.set(name, scope(() => (t.dtype === dtype ? t : t.to(dtype)).rawBytes()));
+    }
+    try {
+      return replaceInitializers(this.encoded, data);
+    } catch (e) {
+      throw new OnnxError(this.source, `cannot write the model back: ${(e as Error).message}`, { cause: e });
     }
   }
 
@@ -359,8 +392,18 @@ export function loadOnnxModel(path: string, opts: OnnxLoadOptions = {}): OnnxMod
   return new OnnxModule(readModelFile(path, opts.maxBytes), path);
 }
 
-/** Loads an ONNX model from its bytes; `source` names it in errors. */
+/** Loads an ONNX model from its bytes (kept, not copied, for writing back); `source` names it in errors. */
 export function loadOnnxModelFromBytes(bytes: Uint8Array, source = '<buffer>'): OnnxModule {
   return new OnnxModule(decodeModel(bytes, source), source);
 }
 
+
+/** The bytes of the model with its current weights (see {@link OnnxModule.serialize}). */
+export function serializeOnnx(module: OnnxModule): Uint8Array {
+  return module.serialize();
+}
+
+/** Writes the model with its current weights to `path` (atomically), every other part of the original file unchanged. */
+export function saveOnnx(module: OnnxModule, path: string): void {
+  writeFileAtomicSync(path, module.serialize());
+}

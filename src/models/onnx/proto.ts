@@ -177,6 +177,8 @@ export interface ModelData {
   sparseInitializers: number;
   inputs: ValueInfo[];
   outputs: ValueInfo[];
+  /** The encoded model these fields came from (not copied), so it can be written back with new weights. */
+  bytes: Uint8Array;
 }
 
 type Msg = Record<string, unknown>;
@@ -268,6 +270,7 @@ export function decodeModel(bytes: Uint8Array, source = '<buffer>'): ModelData {
       sparseInitializers: ((graph.sparseInitializer as unknown[] | undefined) ?? []).length,
       inputs: ((graph.input as Msg[] | undefined) ?? []).map(valueInfo),
       outputs: ((graph.output as Msg[] | undefined) ?? []).map(valueInfo),
+      bytes,
     };
   } catch (e) {
     if (e instanceof OnnxError) throw e;
