@@ -21,5 +21,6 @@ export {
   saveCheckpoint, saveCheckpointSync, loadCheckpointSync, encodeCheckpoint, decodeCheckpoint, disposeCheckpoint, CheckpointError,
   CHECKPOINT_FORMAT, type Checkpoint, type Json,
 } from './checkpoint.js';
+export { readRegularFileSync, readRegularFile, FileReadError, defaultMaxFileBytes, type ReadRegularFileOptions } from './read-file.js';
 export { encodePng, tensorToPng } from './png.js';
 export * as tfjs from './tfjs/index.js';
