@@ -55,8 +55,10 @@ Options (override the preset):
   --lr R                learning rate; --lr-decay F every --decay-epochs E
   --momentum M, --weight-decay W, --label-smoothing S
   --width RHO           width multiplier of the model
+  --dropout P           dropout probability before the classifier (MNIST CNN:
+                        default 0, none; Inception v3: default 0.5)
   --activation NAME     relu, relu6, tanh, reluDecay
-  --seed N              seed of data order, init, eps and attacks
+  --seed N              seed of data order, init, eps, attacks and dropout
   --limit N             use the first N training images
   --checkpoint-every N  steps between checkpoints (0: end and stop only)
   --eval-every N        steps between held-out evaluations (0: end only)
@@ -81,7 +83,7 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
       epochs: { type: 'string' }, steps: { type: 'string' }, batch: { type: 'string' }, k: { type: 'string' }, 'adv-fraction': { type: 'string' },
       lambda: { type: 'string' }, method: { type: 'string' }, label: { type: 'string' }, eps: { type: 'string' }, delay: { type: 'string' },
       optimizer: { type: 'string' }, lr: { type: 'string' }, 'lr-decay': { type: 'string' }, 'decay-epochs': { type: 'string' },
-      momentum: { type: 'string' }, 'weight-decay': { type: 'string' }, 'label-smoothing': { type: 'string' }, width: { type: 'string' },
+      momentum: { type: 'string' }, 'weight-decay': { type: 'string' }, 'label-smoothing': { type: 'string' }, width: { type: 'string' }, dropout: { type: 'string' },
       activation: { type: 'string' }, seed: { type: 'string' }, limit: { type: 'string' }, 'checkpoint-every': { type: 'string' },
       'eval-every': { type: 'string' }, 'eval-images': { type: 'string' }, 'eval-method': { type: 'string' }, 'eval-eps': { type: 'string' },
       json: { type: 'boolean' }, precision: { type: 'string' },
@@ -131,6 +133,7 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
     c.optimizer.momentum = num('momentum', o.momentum, { min: 0, max: 1 }) ?? c.optimizer.momentum;
     c.optimizer.weightDecay = num('weight-decay', o['weight-decay'], nonneg) ?? c.optimizer.weightDecay;
     p.spec.options.width = num('width', o.width, pos) ?? p.spec.options.width;
+    p.spec.options.dropout = num('dropout', o.dropout, { min: 0, lessThan: 1 }) ?? p.spec.options.dropout;
     if (o.activation !== undefined) {
       if (!['relu', 'relu6', 'tanh', 'reluDecay'].includes(o.activation)) throw new UsageError('advml train: --activation must be relu, relu6, tanh or reluDecay');
       p.spec.options.activation = o.activation as 'relu';

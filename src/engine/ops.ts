@@ -5,6 +5,7 @@
 import { native, type Handle } from './native.js';
 import { type AnyTypedArray, type DType, dtypeCode, dtypeOfArray } from './dtype.js';
 import { Tensor, type NestedArray, type TensorLike, arg, describe } from './tensor.js';
+import type { Generator } from './random.js';
 
 export interface CreateOptions {
   dtype?: DType;
@@ -217,10 +218,24 @@ export function batchNormRelu(
   );
 }
 
-/** Zeroes each element with probability p and scales the rest by 1/(1-p) when training. */
-export function dropout(x: Tensor, p: number, training: boolean): Tensor {
+/**
+ * Zeroes each element with probability p and scales the rest by 1/(1-p) when
+ * training. The mask is drawn from `generator` when given (a seeded stream,
+ * saved with a run), else from libtorch's global generator (at::dropout).
+ */
+export function dropout(x: Tensor, p: number, training: boolean, generator?: Generator): Tensor {
   if (!(p >= 0 && p < 1)) throw new Error(`dropout: p must be in [0, 1), got ${p}`);
-  return wrap(native.dropout(x.handle, p, training));
+  if (!generator || !training || p === 0 || x.size === 0) return wrap(native.dropout(x.handle, p, training));
+  // at::dropout takes no generator: its mask (bernoulli(1 - p) / (1 - p)) is drawn here. Generators are
+  // CPU streams, so the mask is drawn on the CPU and moved to x's device.
+  const keep = full(x.shape, 1 - p, { dtype: x.dtype });
+  const mask = wrap(native.bernoulli(keep.handle, generator.handle)).div_(1 - p);
+  keep.dispose();
+  const onDevice = x.device === 'cpu' ? mask : mask.toDevice(x.device);
+  if (onDevice !== mask) mask.dispose();
+  const out = x.mul(onDevice);
+  onDevice.dispose();
+  return out;
 }
 
 export type Reduction = 'none' | 'mean' | 'sum';

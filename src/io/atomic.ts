@@ -6,7 +6,9 @@
  * write to a fresh temporary file in the target's directory (same file system,
  * so the rename is atomic), fsync it, rename it over the target, fsync the
  * directory so the rename itself is durable. On any failure before the rename
- * the temporary file is removed and the target is untouched.
+ * the temporary file is removed and the target is untouched. A process killed
+ * mid-write cannot remove its temporary file: the next write of the same
+ * target does (see {@link removeStaleTemporaries}).
  */
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -37,6 +39,58 @@ function errCode(e: unknown): string | undefined {
 
 function tempPathFor(target: string): string {
   return join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+}
+
+/** The pid in a temporary file name of {@link tempPathFor} for `base`, or undefined for any other name. */
+function temporaryPid(name: string, base: string): number | undefined {
+  const prefix = `.${base}.`;
+  if (!name.startsWith(prefix) || !name.endsWith('.tmp')) return undefined;
+  const m = /^([1-9][0-9]*)\.[0-9a-f]{12}$/.exec(name.slice(prefix.length, -'.tmp'.length));
+  return m ? Number(m[1]) : undefined;
+}
+
+/** Whether a process with this pid exists on this host (one we may not signal exists too). */
+function processExists(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return errCode(e) !== 'ESRCH';
+  }
+}
+
+/**
+ * Removes the temporary files that writes of `target` left behind when their
+ * process was killed mid-write: only names of the pattern `.<name>.<pid>.<hex>.tmp`
+ * for this target, only plain files, only when no process `pid` exists
+ * (checked on this host; a live writer's file, this process's included, is
+ * kept). Best effort: a file that cannot be removed is left. Returns the
+ * paths removed.
+ */
+export function removeStaleTemporaries(target: string): string[] {
+  const dir = dirname(target);
+  const base = basename(target);
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const pid = temporaryPid(name, base);
+    if (pid === undefined || processExists(pid)) continue;
+    const path = join(dir, name);
+    try {
+      if (!fs.lstatSync(path).isFile()) continue;
+      fs.unlinkSync(path);
+      removed.push(path);
+    } catch {
+      // gone already, or not ours to remove
+    }
+  }
+  return removed;
 }
 
 function wrapError(path: string, e: unknown): Error {
@@ -117,6 +171,7 @@ export async function writeFileAtomic(path: string, data: AtomicData, opts: Atom
   try {
     const { target, mode: oldMode } = await resolveTarget(path);
     const mode = opts.mode ?? oldMode;
+    removeStaleTemporaries(target);
     tmp = tempPathFor(target);
     fh = await fsp.open(tmp, 'wx', 0o666);
     if (mode !== undefined) await fh.chmod(mode);
@@ -171,6 +226,7 @@ export function writeFileAtomicSync(path: string, data: AtomicDataSync, opts: At
   try {
     const { target, mode: oldMode } = resolveTargetSync(path);
     const mode = opts.mode ?? oldMode;
+    removeStaleTemporaries(target);
     tmp = tempPathFor(target);
     fd = fs.openSync(tmp, 'wx', 0o666);
     if (mode !== undefined) fs.fchmodSync(fd, mode);

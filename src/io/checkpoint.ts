@@ -3,21 +3,29 @@
  * model and resume training — weights ("model.*"), optimizer state
  * ("optimizer.*"), random generator states ("rng.*") — and, in the metadata,
  * a JSON record (architecture and options, input range, class names, step,
- * epoch, training config, optimizer kind and hyper-parameters) plus a SHA-256
- * of every tensor's name, dtype, shape and bytes.
+ * epoch, training config, optimizer kind and hyper-parameters), and a SHA-256
+ * of everything else the file holds: every metadata entry (the record
+ * included) and every tensor's name, dtype, shape and bytes.
  *
  * Writes are atomic (temporary file, fsync, rename): a process killed while
  * writing leaves the previous checkpoint intact. A truncated or tampered file
- * gives an error naming the file, never a silently wrong model.
+ * (tensors or record) gives an error naming the file, never a silently wrong
+ * model. Files of the first format (checksum of the tensors only) still load.
  */
 import { createHash } from 'node:crypto';
 import { type Tensor, tensor } from '../engine/index.js';
 import type { OptimizerState } from '../optim/index.js';
 import { decodeSafetensors, encodeSafetensors } from './safetensors.js';
 import { writeFileAtomic, writeFileAtomicSync } from './atomic.js';
-import { readFileSync } from 'node:fs';
+import { readRegularFileSync } from './read-file.js';
 
-export const CHECKPOINT_FORMAT = 'advml-checkpoint-1';
+export const CHECKPOINT_FORMAT = 'advml-checkpoint-2';
+
+/** The first format: its record held a checksum of the tensors only. Read, never written. */
+const LEGACY_FORMAT = 'advml-checkpoint-1';
+
+/** The metadata key of the checksum (the record is under 'advml'). */
+const CHECKSUM_KEY = 'advml.sha256';
 
 /** A file that is readable safetensors but not a valid checkpoint. */
 export class CheckpointError extends Error {
@@ -56,11 +64,23 @@ interface Record_ {
   config: { [key: string]: Json };
   optimizer: { kind: string; step: number; lr: number } | null;
   rng: string[];
-  sha256: string;
+  /** advml-checkpoint-1 only: the checksum of the tensors. */
+  sha256?: string;
 }
 
-function digest(tensors: Map<string, Tensor>): string {
+/**
+ * SHA-256 of the metadata entries other than the checksum (as the exact
+ * strings stored) and of the tensors; `metadata` null gives the tensors' alone
+ * (the first format's checksum).
+ */
+function digest(tensors: Map<string, Tensor>, metadata: Record<string, string> | null): string {
   const h = createHash('sha256');
+  if (metadata) {
+    for (const key of Object.keys(metadata).filter((k) => k !== CHECKSUM_KEY).sort()) {
+      h.update(`metadata\0${key}\0${Buffer.byteLength(metadata[key] as string)}\0`);
+      h.update(metadata[key] as string);
+    }
+  }
   for (const name of [...tensors.keys()].sort()) {
     const t = tensors.get(name) as Tensor;
     h.update(`${name}\0${t.dtype}\0${t.shape.join(',')}\0`);
@@ -94,9 +114,9 @@ export function encodeCheckpoint(c: Checkpoint): Uint8Array {
       config: c.config ?? {},
       optimizer: c.optimizer ? { kind: c.optimizer.kind, step: c.optimizer.step, lr: c.optimizer.lr } : null,
       rng: Object.keys(c.rng ?? {}),
-      sha256: digest(tensors),
     };
-    return encodeSafetensors(tensors, { advml: JSON.stringify(record) });
+    const metadata = { advml: JSON.stringify(record) };
+    return encodeSafetensors(tensors, { ...metadata, [CHECKSUM_KEY]: digest(tensors, metadata) });
   } finally {
     for (const t of owned) t.dispose();
   }
@@ -124,8 +144,17 @@ export function decodeCheckpoint(bytes: Uint8Array, source: string): Checkpoint 
     } catch {
       return fail('its advml record is not valid JSON');
     }
-    if (!record || record.format !== CHECKPOINT_FORMAT) fail(`no '${CHECKPOINT_FORMAT}' record in the metadata`);
-    if (digest(tensors) !== record.sha256) fail('the tensors do not match the checksum recorded when it was written (corrupt or tampered)');
+    if (record?.format === LEGACY_FORMAT) {
+      if (digest(tensors, null) !== record.sha256) fail('the tensors do not match the checksum recorded when it was written (corrupt or tampered)');
+    } else if (record?.format === CHECKPOINT_FORMAT) {
+      const recorded = metadata[CHECKSUM_KEY];
+      if (recorded === undefined) fail(`no '${CHECKSUM_KEY}' checksum in the metadata`);
+      if (digest(tensors, metadata) !== recorded) {
+        fail('its record or tensors do not match the checksum recorded when it was written (corrupt or edited); refusing to use it');
+      }
+    } else {
+      fail(`no '${CHECKPOINT_FORMAT}' record in the metadata`);
+    }
     const weights = new Map<string, Tensor>();
     const optTensors = new Map<string, Tensor>();
     const rng: Record<string, Uint8Array> = {};
@@ -152,14 +181,9 @@ export function decodeCheckpoint(bytes: Uint8Array, source: string): Checkpoint 
   }
 }
 
+/** Reads and verifies the checkpoint file at `path`: a regular file only (FIFOs and devices are refused unread). */
 export function loadCheckpointSync(path: string): Checkpoint {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new Error(`checkpoint ${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  return decodeCheckpoint(bytes, path);
+  return decodeCheckpoint(readRegularFileSync(path, { what: 'checkpoint' }), path);
 }
 
 /** Frees the tensors a loaded checkpoint holds. */

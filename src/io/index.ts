@@ -16,11 +16,12 @@ export {
   type DecodeOptions,
   type NamedTensors,
 } from './safetensors.js';
-export { writeFileAtomic, writeFileAtomicSync, type AtomicData, type AtomicDataSync, type AtomicWriteOptions } from './atomic.js';
+export { writeFileAtomic, writeFileAtomicSync, removeStaleTemporaries, type AtomicData, type AtomicDataSync, type AtomicWriteOptions } from './atomic.js';
 export {
   saveCheckpoint, saveCheckpointSync, loadCheckpointSync, encodeCheckpoint, decodeCheckpoint, disposeCheckpoint, CheckpointError,
   CHECKPOINT_FORMAT, type Checkpoint, type Json,
 } from './checkpoint.js';
+export { readRegularFileSync, readRegularFile, FileReadError, defaultMaxFileBytes, type ReadRegularFileOptions } from './read-file.js';
 export { encodePng, tensorToPng } from './png.js';
 export { checkZipArchive } from './zip-check.js';
 export * as tfjs from './tfjs/index.js';

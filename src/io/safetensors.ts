@@ -17,11 +17,10 @@
  * keys sorted) and, for files, atomic (see {@link writeFileAtomic}).
  */
 import { endianness } from 'node:os';
-import * as fs from 'node:fs';
-import * as fsp from 'node:fs/promises';
 import { Tensor, type DType } from '../engine/index.js';
 import { itemSize, tensorFromBytes } from '../engine/bytes.js';
 import { writeFileAtomic, writeFileAtomicSync } from './atomic.js';
+import { FileReadError, readRegularFile, readRegularFileSync } from './read-file.js';
 import { JsonDuplicateKeyError, JsonSyntaxError, parseStrictJson, type JsonValue } from './strict-json.js';
 
 /** The dtype names safetensors uses for the dtypes advml has. */
@@ -334,16 +333,24 @@ export function decodeSafetensors(bytes: Uint8Array, source = '<buffer>', opts: 
   return { tensors, metadata: header.metadata };
 }
 
+/** A failure of readRegularFile as a SafetensorsError: the system's error when the file cannot be read, else the refusal. */
+function readError(path: string, e: unknown): SafetensorsError {
+  const cause = e instanceof FileReadError ? e.cause : e;
+  const problem = e instanceof FileReadError && !cause ? e.problem : `cannot read the file: ${cause instanceof Error ? cause.message : String(cause)}`;
+  return new SafetensorsError(path, problem, { cause: e });
+}
+
 /**
- * Reads the safetensors file at `path` (see {@link decodeSafetensors}).
+ * Reads the safetensors file at `path` (see {@link decodeSafetensors}): a
+ * regular file only (FIFOs and devices are refused without reading).
  * Errors name `path`: unreadable files as well as malformed ones.
  */
 export async function loadSafetensors(path: string, opts: DecodeOptions = {}): Promise<SafetensorsContents> {
   let bytes: Uint8Array;
   try {
-    bytes = await fsp.readFile(path);
+    bytes = await readRegularFile(path, { what: 'safetensors' });
   } catch (e) {
-    throw new SafetensorsError(path, `cannot read the file: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    throw readError(path, e);
   }
   return decodeSafetensors(bytes, path, opts);
 }
@@ -352,9 +359,9 @@ export async function loadSafetensors(path: string, opts: DecodeOptions = {}): P
 export function loadSafetensorsSync(path: string, opts: DecodeOptions = {}): SafetensorsContents {
   let bytes: Uint8Array;
   try {
-    bytes = fs.readFileSync(path);
+    bytes = readRegularFileSync(path, { what: 'safetensors' });
   } catch (e) {
-    throw new SafetensorsError(path, `cannot read the file: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    throw readError(path, e);
   }
   return decodeSafetensors(bytes, path, opts);
 }

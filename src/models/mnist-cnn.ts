@@ -1,10 +1,10 @@
 /**
  * The small MNIST CNN: conv 3x3 (32) - act - max pool 2 - conv 3x3 (64) - act
- * - max pool 2 - dense 128 - act - dense classes. For 28x28 inputs.
+ * - max pool 2 - dense 128 - act - [dropout] - dense classes. For 28x28 inputs.
  */
 import { type Generator, type Tensor } from '../engine/index.js';
 import {
-  Activation, type ActivationName, type ActivationOptions, Conv2d, Flatten, Linear, MaxPool2d, Module, Sequential, activate,
+  Activation, type ActivationName, type ActivationOptions, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, Sequential, activate,
   activateThenMaxPool, consume as then,
 } from '../nn/index.js';
 
@@ -17,6 +17,8 @@ export interface MnistCnnOptions {
   width?: number;
   activation?: ActivationName;
   activationOptions?: ActivationOptions;
+  /** Dropout probability before the last dense layer (default 0: no dropout layer, as the original network). */
+  dropout?: number;
   generator?: Generator;
 }
 
@@ -25,6 +27,8 @@ export class MnistCnn extends Module {
   readonly conv2: Conv2d;
   readonly fc1: Linear;
   readonly fc2: Linear;
+  /** Before fc2; null without dropout. */
+  readonly dropout: Dropout | null;
   private readonly act: ActivationName;
   private readonly actOpts: ActivationOptions;
 
@@ -43,6 +47,9 @@ export class MnistCnn extends Module {
     this.conv2 = this.registerModule('conv2', new Conv2d(c1, c2, 3, { generator: g }));
     this.fc1 = this.registerModule('fc1', new Linear(c2 * spatial * spatial, hidden, { generator: g }));
     this.fc2 = this.registerModule('fc2', new Linear(hidden, opts.classes ?? 10, { generator: g }));
+    const p = opts.dropout ?? 0;
+    if (!(p >= 0 && p < 1)) throw new Error(`MnistCnn: dropout must be in [0, 1), got ${p}`);
+    this.dropout = p > 0 ? this.registerModule('dropout', new Dropout(p)) : null;
     this.act = opts.activation ?? 'relu';
     this.actOpts = opts.activationOptions ?? {};
   }
@@ -54,7 +61,8 @@ export class MnistCnn extends Module {
    */
   toSequential(): Sequential {
     const act = (): Activation => new Activation(this.act, this.actOpts);
-    return new Sequential(this.conv1, act(), new MaxPool2d(2), this.conv2, act(), new MaxPool2d(2), new Flatten(), this.fc1, act(), this.fc2);
+    const head = this.dropout ? [this.dropout, this.fc2] : [this.fc2];
+    return new Sequential(this.conv1, act(), new MaxPool2d(2), this.conv2, act(), new MaxPool2d(2), new Flatten(), this.fc1, act(), ...head);
   }
 
   forward(x: Tensor): Tensor {
@@ -66,6 +74,8 @@ export class MnistCnn extends Module {
     h = then(h, (t) => t.flatten(1));
     h = then(h, (t) => this.fc1.forward(t));
     h = then(h, (t) => activate(t, this.act, this.actOpts));
+    const dropout = this.dropout;
+    if (dropout) h = then(h, (t) => dropout.forward(t));
     return then(h, (t) => this.fc2.forward(t));
   }
 }

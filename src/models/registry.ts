@@ -27,7 +27,7 @@ export interface ArchitectureOptions {
   extraBlocks?: InceptionExtraBlocks;
   /** Inception v3: build the auxiliary classifier (default true). */
   auxLogits?: boolean;
-  /** Inception v3: dropout probability before the classifier (default 0.5). */
+  /** Dropout probability before the classifier: Inception v3 (default 0.5), MNIST CNN (default 0, none). */
   dropout?: number;
   seed?: number;
   /** A foreign model: the absolute path of the file the graph is read from. */
@@ -78,7 +78,7 @@ export function buildClassifier(spec: ModelSpec): Classifier {
   switch (architecture) {
     case 'mnist-cnn':
       if (c.inputShape[1] !== c.inputShape[2]) throw new Error(`mnist-cnn needs square images, got [${c.inputShape}]`);
-      module = new MnistCnn({ ...common, imageSize: c.inputShape[1] });
+      module = new MnistCnn({ ...common, imageSize: c.inputShape[1], dropout: o.dropout });
       break;
     case 'resnet':
       module = new ResNet({ ...common, depth: o.depth });

@@ -209,15 +209,24 @@ function globalBatchNorm(bn: BatchNorm2d, x: Tensor, reduce: (stats: Tensor) => 
   });
 }
 
-/** Zeroes elements with probability p in training mode; identity in inference mode. */
+/**
+ * Zeroes elements with probability p in training mode (the rest scaled by
+ * 1/(1-p)); identity in inference mode. The mask comes from
+ * `dropoutGenerator` (the option here, or Module.setDropoutGenerator), else
+ * from the global generator.
+ */
 export class Dropout extends Module {
-  constructor(readonly p = 0.5) {
+  constructor(
+    readonly p = 0.5,
+    opts: { generator?: Generator } = {},
+  ) {
     super();
     if (!(p >= 0 && p < 1)) throw new Error(`Dropout: p must be in [0, 1), got ${p}`);
+    this.dropoutGenerator = opts.generator;
   }
 
   forward(x: Tensor): Tensor {
-    return dropout(x, this.p, this.training);
+    return dropout(x, this.p, this.training, this.dropoutGenerator);
   }
 }
 

@@ -3,7 +3,7 @@
  * modules are registered by name, so state dicts carry PyTorch's names
  * ("layer1.0.conv1.weight", "bn1.running_mean", ...) and layouts.
  */
-import { type DType, type MemoryFormat, Tensor, isFloating, noGrad } from '../engine/index.js';
+import { type DType, type Generator, type MemoryFormat, Tensor, isFloating, noGrad } from '../engine/index.js';
 
 /** A state dict: dotted names to tensors, as PyTorch's `state_dict()`. */
 export type StateDict = Map<string, Tensor>;
@@ -122,6 +122,22 @@ export abstract class Module {
   /** Sets training mode on this module and every descendant. */
   train(mode = true): this {
     for (const m of this.modules()) m.training = mode;
+    return this;
+  }
+
+  /**
+   * The stream dropout masks are drawn from in training mode; undefined draws
+   * from libtorch's global generator, which nothing seeds per run.
+   */
+  dropoutGenerator: Generator | undefined = undefined;
+
+  /**
+   * Makes this module and every descendant draw dropout masks from
+   * `generator` (a training run passes its own seeded stream, so the same
+   * seed gives the same masks); undefined goes back to the global generator.
+   */
+  setDropoutGenerator(generator: Generator | undefined): this {
+    for (const m of this.modules()) m.dropoutGenerator = generator;
     return this;
   }
 

@@ -8,7 +8,7 @@
  * reaches the same weights as one that never stopped.
  */
 import { existsSync } from 'node:fs';
-import { type Precision, globalGeneratorState, setGlobalGeneratorState, tensor } from '../engine/index.js';
+import { type Precision, tensor } from '../engine/index.js';
 import type { Dataset } from '../data/dataset.js';
 import { DataLoader } from '../data/loader.js';
 import { type Json, disposeCheckpoint, loadCheckpointSync, saveCheckpointSync } from '../io/index.js';
@@ -133,6 +133,9 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const totalSteps = Math.min(c.maxSteps ?? Infinity, c.epochs * loader.batchesPerEpoch);
   let epoch = 0;
   let skipBatches = 0;
+  // Every random stream of the run, saved in checkpoints under these names. libtorch's global
+  // generator is not among them: nothing in training draws from it.
+  const streams = { eps: trainer.epsGenerator, attack: trainer.attackGenerator, dropout: trainer.dropoutGenerator };
 
   if (o.resume && existsSync(o.checkpoint)) {
     const saved = loadCheckpointSync(o.checkpoint);
@@ -144,11 +147,12 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       o.model.module.loadStateDict(saved.weights);
       if (saved.optimizer) optimizer.loadStateDict(saved.optimizer);
       const rng = saved.rng ?? {};
-      const eps = rng[`eps.${rank}`] ?? rng.eps;
-      const attack = rng[`attack.${rank}`] ?? rng.attack;
-      if (eps) trainer.epsGenerator.setState(eps);
-      if (attack) trainer.attackGenerator.setState(attack);
-      if (rng.global) setGlobalGeneratorState(rng.global);
+      // Single-process checkpoints name the streams 'eps', data-parallel ones 'eps.<rank>'. A checkpoint
+      // from before dropout had its own stream has none: dropout then starts from the seed's stream.
+      for (const [name, g] of Object.entries(streams)) {
+        const state = rng[`${name}.${rank}`] ?? rng[name];
+        if (state) g.setState(state);
+      }
       trainer.step = saved.step ?? 0;
       epoch = saved.epoch ?? 0;
       skipBatches = trainer.step - epoch * loader.batchesPerEpoch;
@@ -163,7 +167,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
 
   /** Generator states of every rank (gathered to all; rank 0 writes them). */
   const generatorStates = (): Record<string, Uint8Array> => {
-    const own = { eps: trainer.epsGenerator.getState(), attack: trainer.attackGenerator.getState() };
+    const own = Object.fromEntries(Object.entries(streams).map(([name, g]) => [name, g.getState()]));
     if (!group) return own;
     const out: Record<string, Uint8Array> = {};
     for (const [name, state] of Object.entries(own)) {
@@ -185,7 +189,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       model: specJson(o.spec),
       weights: o.model.module.stateDict(),
       optimizer: optimizer.stateDict(),
-      rng: { ...states, global: globalGeneratorState() },
+      rng: states,
       step: trainer.step,
       epoch: Math.floor(trainer.step / loader.batchesPerEpoch),
       config: { fingerprint: fingerprint(c), ...(JSON.parse(JSON.stringify(c)) as { [k: string]: Json }) },

@@ -72,6 +72,22 @@ export interface Collective {
   allGather(tensor: Tensor): Tensor[];
 }
 
+/** Offset of the dropout streams' seeds, above every eps and attack seed {@link streamSeeds} allows. */
+const DROPOUT_SEED_BASE = 2 ** 48;
+
+/**
+ * The seeds of one rank's random streams. Every (seed, rank) pair gets its
+ * own three, none shared with another pair or stream: eps 2r + 1 and attack
+ * 2r + 2 for r = seed * worldSize + rank (as before dropout had a stream, so
+ * runs keep their eps and attack draws), dropout 2^48 + r.
+ */
+export function streamSeeds(seed: number, rank: number, worldSize: number): { eps: number; attack: number; dropout: number } {
+  if (!Number.isInteger(seed) || seed < 0) throw new Error(`seed must be a non-negative integer, got ${seed}`);
+  const r = seed * worldSize + rank;
+  if (r >= 2 ** 46) throw new Error(`seed ${seed} is too large for ${worldSize} rank(s): seed x ranks must be below 2^46`);
+  return { eps: 2 * r + 1, attack: 2 * r + 2, dropout: DROPOUT_SEED_BASE + r };
+}
+
 export class AdversarialTrainer {
   /** Steps taken. */
   step = 0;
@@ -83,6 +99,8 @@ export class AdversarialTrainer {
   readonly epsGenerator: Generator;
   /** Draws random targets and noise inside attacks. */
   readonly attackGenerator: Generator;
+  /** Draws the model's dropout masks (given to its modules by the constructor). */
+  readonly dropoutGenerator: Generator;
 
   constructor(
     readonly model: Classifier,
@@ -101,12 +119,13 @@ export class AdversarialTrainer {
     if (!Number.isInteger(this.delay) || this.delay < 0) throw new Error(`delay must be a non-negative integer, got ${this.delay}`);
     const s = config.labelSmoothing ?? 0;
     if (!(s >= 0 && s < 1)) throw new Error(`labelSmoothing must be in [0, 1), got ${s}`);
-    const seed = opts.seed ?? 0;
     this.group = opts.group;
-    // Each rank draws its own eps values and random targets.
-    const stream = seed * 2 * (this.group?.worldSize ?? 1) + 2 * (this.group?.rank ?? 0);
-    this.epsGenerator = new Generator(stream + 1);
-    this.attackGenerator = new Generator(stream + 2);
+    const seeds = streamSeeds(opts.seed ?? 0, this.group?.rank ?? 0, this.group?.worldSize ?? 1);
+    this.epsGenerator = new Generator(seeds.eps);
+    this.attackGenerator = new Generator(seeds.attack);
+    this.dropoutGenerator = new Generator(seeds.dropout);
+    // The model's dropout layers draw from the run's stream, not libtorch's unseeded global one.
+    model.module.setDropoutGenerator(this.dropoutGenerator);
     this.schedule = opts.schedule;
     this.precision = checkPrecision(opts.precision ?? DEFAULT_TRAINING_PRECISION);
   }

@@ -80,7 +80,7 @@ test('advml attack: bad options give a clear message and exit code 2; a bad chec
   writeFileSync(corrupt, bytes);
   const r = runCli(['attack', '--model', corrupt, '--out', join(dir, 'x')]);
   assert.equal(r.status, 1);
-  assert.match(r.stderr, /checkpoint .*corrupt\.safetensors: the tensors do not match the checksum/);
+  assert.match(r.stderr, /checkpoint .*corrupt\.safetensors: its record or tensors do not match the checksum/);
   assert.ok(!existsSync(join(dir, 'x', 'summary.json')));
 });
 

@@ -32,7 +32,7 @@ test('advml launch --nproc-per-node 2 -- train: one checkpoint, written by rank 
   assert.doesNotMatch(r.stdout, /\[rank 1\] trained/);
   const c = loadCheckpointSync(join(out, 'checkpoint.safetensors'));
   assert.equal(c.step, 8);
-  assert.deepEqual(Object.keys(c.rng ?? {}).sort(), ['attack.0', 'attack.1', 'eps.0', 'eps.1', 'global']);
+  assert.deepEqual(Object.keys(c.rng ?? {}).sort(), ['attack.0', 'attack.1', 'dropout.0', 'dropout.1', 'eps.0', 'eps.1']);
   disposeCheckpoint(c);
 });
 

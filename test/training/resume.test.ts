@@ -99,7 +99,7 @@ test('a corrupt checkpoint on resume is refused with a clear error and left unto
   writeFileSync(path, src);
   const r = runCli([...ARGS, '--out', out, '--resume']);
   assert.equal(r.status, 1);
-  assert.match(r.stderr, /checkpoint .*checkpoint\.safetensors: the tensors do not match the checksum/);
+  assert.match(r.stderr, /checkpoint .*checkpoint\.safetensors: its record or tensors do not match the checksum/);
   assert.deepEqual(readFileSync(path), src);
   const other = runCli([...ARGS, '--out', reference, '--resume', '--lambda', '0.9']);
   assert.equal(other.status, 1);

@@ -749,7 +749,7 @@ export class KerasDropout extends KerasLayer {
 
   call(inputs: Tensor[]): Tensor {
     const x = inputs[0] as Tensor;
-    return this.training && this.rate > 0 ? dropout(x, this.rate, true) : x;
+    return this.training && this.rate > 0 ? dropout(x, this.rate, true, this.dropoutGenerator) : x;
   }
 }
 
