@@ -7,9 +7,8 @@
  * own tensors: a step of advml's optimizer is a step of the TorchScript model,
  * and `saveTorchScript` writes it back with the trained weights.
  */
-import { ScriptModule, type Tensor } from '../engine/index.js';
-import { readFileSync } from 'node:fs';
-import { checkZipArchive, writeFileAtomicSync } from '../io/index.js';
+import { ScriptModule, type Tensor, manualSeed, randint, scope } from '../engine/index.js';
+import { checkZipArchive, readRegularFileSync, writeFileAtomicSync } from '../io/index.js';
 import { Module } from '../nn/index.js';
 
 /** One level of the module tree, holding what the JIT module has at that path. */
@@ -63,6 +62,10 @@ export class TorchScriptModule extends ScriptScope {
       this.script.train(this.training);
       this.scriptTraining = this.training;
     }
+    // The JIT's dropout draws from libtorch's global stream, which takes no
+    // generator: in a run with its own dropout stream, that stream seeds it
+    // before every training pass, so the masks follow the run's seed and rank.
+    if (this.training && this.dropoutGenerator) manualSeed(scope(() => randint(0, 2 ** 31, [1], { generator: this.dropoutGenerator }).item()));
     return this.script.forward(x);
   }
 
@@ -79,7 +82,7 @@ export class TorchScriptModule extends ScriptScope {
 
 /** Loads a .pt file (its archive checked entry by entry first) as a TorchScript model in training mode. */
 export function loadTorchScript(path: string): TorchScriptModule {
-  const bytes = readFileSync(path);
+  const bytes = readRegularFileSync(path, { what: 'TorchScript model' });
   checkZipArchive(bytes, path);
   return new TorchScriptModule(bytes, path);
 }

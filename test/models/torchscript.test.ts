@@ -7,15 +7,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Tensor, crossEntropy, grad, memory, scope, setNumThreads } from '../../src/index.js';
+import { Generator, type Tensor, crossEntropy, grad, memory, noGrad, rand, scope, setNumThreads } from '../../src/index.js';
 import { loadSafetensorsSync } from '../../src/io/index.js';
 import { type TorchScriptModule, loadTorchScript, saveTorchScript } from '../../src/models/index.js';
 import { SGD } from '../../src/optim/index.js';
-import { hasTorch, runPython } from '../helpers/python.js';
+import { PYTHON, hasTorch, runPython } from '../helpers/python.js';
 
 setNumThreads(2);
 
@@ -132,4 +133,25 @@ test('corrupt and truncated .pt files are refused with the file named; nothing l
   runPython(script, ['plainzip', join(dir, 'plain.pt')]);
   assert.throws(() => load('plain.pt'), /plain\.pt: not a loadable TorchScript file/);
   assert.equal(memory().liveTensors, live);
+});
+
+test('dropout inside a TorchScript model follows the dropout stream it is given (same seed, same masks)', { skip: noTorch }, () => {
+  const pt = join(dir, 'dropout.pt');
+  const p = spawnSync(PYTHON, [fileURLToPath(new URL('../../examples/export_torchscript.py', import.meta.url)), pt], { encoding: 'utf8' });
+  assert.equal(p.status, 0, p.stderr);
+  const x = rand([8, 1, 28, 28], { generator: new Generator(1) });
+  const run = (seed: number): number[] => {
+    const model = loadTorchScript(pt).train().setDropoutGenerator(new Generator(seed));
+    try {
+      // Two passes: the second mask must come from the advanced stream, not repeat the first.
+      return [0, 1].flatMap(() => Array.from(noGrad(() => scope(() => model.forward(x).detach().keep())).dataSync() as Float32Array));
+    } finally {
+      model.dispose();
+    }
+  };
+  const a = run(5);
+  assert.deepEqual(run(5), a, 'the same stream gives the same training-mode outputs');
+  assert.notDeepEqual(run(6), a, 'another stream gives other masks');
+  assert.notDeepEqual(a.slice(0, 80), a.slice(80), 'consecutive passes draw new masks');
+  x.dispose();
 });

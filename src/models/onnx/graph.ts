@@ -316,7 +316,7 @@ export class OnnxModule extends Module {
     this.checkInput(x);
     const values = new Array<Tensor | undefined>(this.slotCount);
     values[0] = x;
-    const state: RunState = { training: this.training };
+    const state: RunState = { training: this.training, dropoutGenerator: this.dropoutGenerator };
     // A kernel may return one of its inputs (Identity, Dropout in eval): count the slots holding each tensor.
     const holders = new Map<Tensor, number>();
     const hold = (t: Tensor): void => void holders.set(t, (holders.get(t) ?? 0) + 1);

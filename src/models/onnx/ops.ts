@@ -10,7 +10,7 @@
  * constants when they come from constants, so that read is a cached lookup.
  */
 import {
-  type DType, Tensor, adaptiveAvgPool2d, avgPool2d, batchNorm, cat, conv2d, convTranspose2d, dropout, linear, maxPool2d, ones,
+  type DType, type Generator, Tensor, adaptiveAvgPool2d, avgPool2d, batchNorm, cat, conv2d, convTranspose2d, dropout, linear, maxPool2d, ones,
   pad, padMode, tensor, where,
 } from '../../engine/index.js';
 import type { Attributes } from './attributes.js';
@@ -19,6 +19,8 @@ import { dtypeOf, tensorOf, typeName } from './tensors.js';
 /** Run-time state a kernel may depend on. */
 export interface RunState {
   training: boolean;
+  /** Where dropout draws its masks (the module's dropoutGenerator; the global stream when undefined). */
+  dropoutGenerator?: Generator;
 }
 
 /** Runs one node: the inputs in order (undefined for an omitted optional input), the outputs in order. */
@@ -635,13 +637,13 @@ const dropoutOp: OperatorSpec = {
   build(ctx) {
     if (ctx.outputUsed[1]) ctx.refuse('the mask output is not supported');
     const attrRatio = ctx.opset < 12 ? ctx.attrs.float('ratio', 0.5) : undefined;
-    ctx.attrs.int('seed', 0); // a seed cannot be honoured: the engine's generator draws the mask
+    ctx.attrs.int('seed', 0); // not honoured: the run's dropout stream (or the global one) draws the mask
     return (i, state) => {
       const x = need(i[0], 'data');
       // Active in training mode only: the module's mode, not the graph's training_mode input, decides.
       if (!state.training) return [x];
       const ratio = attrRatio ?? (i[1] ? (numbers(i[1])[0] as number) : 0.5);
-      return [dropout(x, ratio, true)];
+      return [dropout(x, ratio, true, state.dropoutGenerator)];
     };
   },
 };

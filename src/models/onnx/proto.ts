@@ -5,7 +5,7 @@
  * Decoded messages are turned into the plain, fully typed objects of this
  * module, so nothing past here sees protobufjs or its 64-bit integer objects.
  */
-import * as fs from 'node:fs';
+import { FileReadError, readRegularFileSync } from '../../io/index.js';
 import protobuf from 'protobufjs/light.js';
 
 /** A bad or unreadable ONNX file; the message names the file (`source`) and the fault. */
@@ -278,24 +278,13 @@ export function decodeModel(bytes: Uint8Array, source = '<buffer>'): ModelData {
   }
 }
 
-/**
- * Reads an .onnx file: refuses anything but a regular file, and checks the
- * size before reading so a huge or special file is never slurped.
- */
+/** Reads an .onnx file through the one regular-file reader (no FIFO, device or oversized file is read). */
 export function readModelFile(path: string, maxBytes = MAX_ONNX_BYTES): ModelData {
-  let stat: fs.Stats;
-  try {
-    stat = fs.statSync(path);
-  } catch (e) {
-    throw new OnnxError(path, `cannot read the file: ${(e as Error).message}`, { cause: e });
-  }
-  if (!stat.isFile()) throw new OnnxError(path, 'not a regular file');
-  if (stat.size > maxBytes) throw new OnnxError(path, `the file has ${stat.size} bytes, more than the limit of ${maxBytes}`);
   let bytes: Buffer;
   try {
-    bytes = fs.readFileSync(path);
+    bytes = readRegularFileSync(path, { maxBytes, what: 'ONNX model' });
   } catch (e) {
-    throw new OnnxError(path, `cannot read the file: ${(e as Error).message}`, { cause: e });
+    throw e instanceof FileReadError ? new OnnxError(path, e.problem, { cause: e }) : e;
   }
   return decodeModel(bytes, path);
 }
