@@ -98,6 +98,7 @@ ${CONTRACT_HELP}
       for (let start = 0; start < n; start += batch) {
         const b = await data.dataset.get(Array.from({ length: Math.min(batch, n - start) }, (_, i) => start + i), { onWarning: (w) => console.error(`warning: ${w.message}`) });
         try {
+          if (b.indices.length === 0) continue; // every file of the batch was unreadable
           scope(() => {
             const x = model.fromData(b.images, data.dataset.range, data.label);
             const y = b.labels;
@@ -114,6 +115,7 @@ ${CONTRACT_HELP}
           b.labels.dispose();
         }
       }
+      if (seen === 0) throw new Error(`no readable image among the first ${n} of ${data.label}`);
       for (const r of results.values()) r.accuracy = r.perImage.filter((p) => p.adversarial === p.label).length / r.perImage.length;
       const summary = {
         model: o.model,

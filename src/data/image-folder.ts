@@ -185,6 +185,16 @@ async function listImages(dir: string, base: string, out: string[], depth = 0): 
 }
 
 /**
+ * Why a file could not be read, in one line. libvips reports some damage (a
+ * bad PNG CRC, a JPEG cut short) as a bare "Unknown error"; say what that means.
+ */
+function decodeFailure(e: unknown): string {
+  const message = (e instanceof Error ? e.message : String(e)).split('\n')[0]!.trim();
+  if (message === '' || /^unknown error$/i.test(message)) return 'the image data is damaged or cut short (the decoder gave no reason)';
+  return message;
+}
+
+/**
  * A dataset of image files in one sub-folder per class, streamed from disk.
  * Make one with {@link openImageFolder}. Each batch is float32 [N, 3, H, W] in
  * [0, 1] (RGB; grey images are replicated to three channels, alpha dropped),
@@ -293,7 +303,7 @@ export class ImageFolder implements Dataset {
       indices.map((index) =>
         this.limiter.run(() => this.decode(index, epoch, seed)).then(
           (r) => ({ ok: true as const, index, ...r }),
-          (e: unknown) => ({ ok: false as const, index, reason: e instanceof Error ? e.message : String(e) }),
+          (e: unknown) => ({ ok: false as const, index, reason: decodeFailure(e) }),
         ),
       ),
     );

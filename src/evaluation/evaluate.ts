@@ -149,6 +149,8 @@ export async function evaluate(model: Classifier, data: Dataset, opts: EvalOptio
   for (let start = 0; start < indices.length; start += batchSize) {
     const batch = await data.get(indices.slice(start, start + batchSize));
     try {
+      // A batch whose every file was unreadable is never handed to the model.
+      if (batch.indices.length === 0) continue;
       // Inference mode for every pass (batch norm on running statistics, no dropout), whatever mode the
       // model came in: a model straight out of training would otherwise be judged on batch statistics.
       A.inMode(model, false, () => scope(() => {
@@ -184,6 +186,7 @@ export async function evaluate(model: Classifier, data: Dataset, opts: EvalOptio
     opts.onProgress?.(Math.min(start + batchSize, indices.length), indices.length);
   }
   if (opts.group && opts.group.worldSize > 1) mergeCounts(opts.group, clean, [...counts.values()]);
+  if (clean.n === 0 && indices.length > 0) throw new Error(`evaluate: no readable image among the ${indices.length} requested (every one was skipped)`);
   return summarise(clean, counts, opts.methods, eps, opts.label);
 }
 

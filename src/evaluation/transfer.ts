@@ -63,6 +63,7 @@ export async function transferMatrix(models: Map<string, Classifier>, data: Data
   for (let start = 0; start < indices.length; start += batchSize) {
     const batch = await data.get(indices.slice(start, start + batchSize));
     try {
+      if (batch.indices.length === 0) continue; // every file of the batch was unreadable
       scope(() => {
         for (const [s, source] of models) {
           const x = source.fromData(batch.images, data.range, 'the transfer data');

@@ -211,6 +211,13 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       let windowStart = performance.now();
       let windowImages = 0;
       for await (const batch of run) {
+        if (batch.indices.length === 0) {
+          // Every file of the batch was unreadable: alone, skip it; a data-parallel group must stay in step.
+          batch.images.dispose();
+          batch.labels.dispose();
+          if (group) throw new Error(`rank ${rank}: a training batch holds no readable image (${batch.skipped.length} skipped); data-parallel training cannot skip a step on one rank`);
+          continue;
+        }
         try {
           const x = o.model.fromData(batch.images, o.train.range, 'the training data');
           let stats: StepStats;
@@ -244,6 +251,9 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
         if (trainer.step >= totalSteps) break outer;
       }
       skipBatches = 0;
+      if (run.summary.skipped > 0 && run.summary.samples === 0) {
+        throw new Error(`the training data holds no readable image (all ${run.summary.skipped} files of epoch ${epoch} were skipped)`);
+      }
       emit({ type: 'epoch', epoch, skipped: run.summary.skipped, seconds: run.summary.seconds });
     }
     save();

@@ -122,18 +122,24 @@ test('the many-eps grid returns the same tensors as one call per method and eps,
       });
     }
     // Count forward passes: FGSM, L2 and L1 share one gradient; step l.l. needs its labels and one gradient.
+    // At fp32 the labels come from the gradient's own forward pass; under bf16 autocast from a separate
+    // fp32 pass (so the counts are pinned per precision, not left to what 'auto' means on this CPU).
     let calls = 0;
     const forward = model.module.forward.bind(model.module);
     model.module.forward = (t: Tensor) => {
       calls++;
       return forward(t);
     };
+    const shared = [A.FGSM, A.FAST_GRADIENT_L2, A.FAST_GRADIENT_L1, A.STEP_LL];
     try {
-      A.oneStepGrid(model, x, [A.FGSM, A.FAST_GRADIENT_L2, A.FAST_GRADIENT_L1, A.STEP_LL], { eps: [2, 4, 8, 16], y });
-      assert.equal(calls, 3);
-      calls = 0;
-      for (const eps of [2, 4, 8, 16]) for (const m of [A.FGSM, A.FAST_GRADIENT_L2, A.FAST_GRADIENT_L1, A.STEP_LL]) A.runOneStep(model, x, m, { eps, y });
-      assert.equal(calls, 20);
+      for (const [precision, gridPasses, loopPasses] of [['fp32', 2, 16], ['bf16-autocast', 3, 20]] as const) {
+        calls = 0;
+        A.oneStepGrid(model, x, shared, { eps: [2, 4, 8, 16], y, precision });
+        assert.equal(calls, gridPasses, `grid passes at ${precision}`);
+        calls = 0;
+        for (const eps of [2, 4, 8, 16]) for (const m of shared) A.runOneStep(model, x, m, { eps, y, precision });
+        assert.equal(calls, loopPasses, `per-eps passes at ${precision}`);
+      }
     } finally {
       model.module.forward = forward;
     }
