@@ -15,6 +15,6 @@ export * from './registry.js';
 export { TorchScriptModule, loadTorchScript, saveTorchScript } from './torchscript.js';
 export { FOREIGN_FORMATS, type ForeignFormat, foreignFormatOf, loadForeignModule, saveForeign } from './foreign.js';
 export {
-  loadModel, loadForeign, foreignSpec, classifierFor, readModelCard, writeModelCard, readClassNames, modelCardPath, MODEL_FORMATS,
+  loadModel, loadForeign, foreignSpec, classifierFor, readModelCard, writeModelCard, readClassNames, modelCardPath,
   type InputContract, type PartialContract,
 } from './load.js';

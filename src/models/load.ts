@@ -23,14 +23,6 @@ export type InputContract = Omit<ClassifierOptions, 'memoryFormat'>;
 /** A contract in parts, as a caller or a model card gives it; `inputSize` is [H, W] when the channels come from the model. */
 export type PartialContract = Partial<InputContract> & { inputSize?: [number, number] };
 
-/** Model formats {@link loadModel} reads, by how their file names end. */
-export const MODEL_FORMATS = ['checkpoint (.safetensors)', 'TorchScript (.pt)', 'ONNX (.onnx)', 'TensorFlow.js (model.json)', 'resnet50'] as const;
-
-/** The file formats a model path may name. */
-function checkKnown(path: string): void {
-  if (path === 'resnet50' || extname(path).toLowerCase() === '.safetensors' || foreignFormatOf(path)) return;
-  throw new Error(`${path}: unknown model format '${extname(path) || basename(path)}' (known: ${MODEL_FORMATS.join(', ')})`);
-}
 
 /** The model card beside a model file: `model.pt` -> `model.card.json`. */
 export function modelCardPath(path: string): string {
@@ -125,7 +117,8 @@ function countClasses(module: Module, inputShape: [number, number, number], sour
  * 'resnet50' takes no contract (it carries its own).
  */
 export async function loadModel(path: string, contract: PartialContract = {}): Promise<Classifier> {
-  checkKnown(path);
+  // A foreign model is known by its file name; anything else is read as a checkpoint (whose reader says
+  // clearly when a file is none).
   const format = foreignFormatOf(path);
   if (format) return loadForeign(path, format, contract);
   if (Object.keys(contract).length > 0) {
