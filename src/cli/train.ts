@@ -10,7 +10,7 @@ import * as A from '../attacks/index.js';
 import type { Dataset } from '../data/dataset.js';
 import { openImageNet } from '../data/index.js';
 import { evaluate } from '../evaluation/index.js';
-import { type Classifier, type ModelSpec, type PartialContract, buildClassifier, classifierFromCheckpoint, foreignFormatOf, foreignSpec, loadForeign, saveForeign, writeModelCard } from '../models/index.js';
+import { type Classifier, MAX_WIDTH, type ModelSpec, type PartialContract, buildClassifier, classifierFromCheckpoint, foreignFormatOf, foreignSpec, loadForeign, saveForeign, writeModelCard } from '../models/index.js';
 import { disposeCheckpoint, loadCheckpointSync } from '../io/index.js';
 import { type Collective, type HeldOut, type OptimizerName, PRESETS, type Preset, type TrainEvent, parseEpsSpec, runTraining } from '../training/index.js';
 import { type Command, UsageError, nonNegativeInt, numberOption, parseOptions, positiveInt } from './command.js';
@@ -54,7 +54,7 @@ Options (override the preset):
   --optimizer NAME      sgd, rmsprop, rmsprop-tf, adam
   --lr R                learning rate; --lr-decay F every --decay-epochs E
   --momentum M, --weight-decay W, --label-smoothing S
-  --width RHO           width multiplier of the model
+  --width RHO           width multiplier of the model, in (0, 8]
   --dropout P           dropout probability before the classifier (MNIST CNN:
                         default 0, none; Inception v3: default 0.5)
   --activation NAME     relu, relu6, tanh, reluDecay
@@ -132,7 +132,7 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
     c.optimizer.decayEpochs = num('decay-epochs', o['decay-epochs'], pos) ?? c.optimizer.decayEpochs;
     c.optimizer.momentum = num('momentum', o.momentum, { min: 0, max: 1 }) ?? c.optimizer.momentum;
     c.optimizer.weightDecay = num('weight-decay', o['weight-decay'], nonneg) ?? c.optimizer.weightDecay;
-    p.spec.options.width = num('width', o.width, pos) ?? p.spec.options.width;
+    p.spec.options.width = num('width', o.width, { greaterThan: 0, max: MAX_WIDTH }) ?? p.spec.options.width;
     p.spec.options.dropout = num('dropout', o.dropout, { min: 0, lessThan: 1 }) ?? p.spec.options.dropout;
     if (o.activation !== undefined) {
       if (!['relu', 'relu6', 'tanh', 'reluDecay'].includes(o.activation)) throw new UsageError('advml train: --activation must be relu, relu6, tanh or reluDecay');
