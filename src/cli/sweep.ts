@@ -4,11 +4,10 @@
  * adversarial), evaluates each on the same test images, and writes
  * DIR/sweep.json (SweepResult) for `advml report`.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ActivationName } from '../nn/index.js';
 import { evaluate, type SweepEntry, type SweepResult } from '../evaluation/index.js';
-import { writeFileAtomicSync } from '../io/index.js';
+import { writeFileAtomicSync, makeDirectorySync } from '../io/index.js';
 import { MAX_WIDTH, buildClassifier } from '../models/index.js';
 import { PRESETS, type Preset, runTraining } from '../training/index.js';
 import { type Command, UsageError, numberOption, parseOptions, positiveInt } from './command.js';
@@ -57,7 +56,7 @@ Options:
     const evalImages = positiveInt('sweep', 'eval-images', o['eval-images'], 1000);
     const methods = parseMethods(o.methods, 'sweep');
     const eps = o.eps === undefined ? preset.evalEps : parseEpsList(o.eps, 'sweep');
-    mkdirSync(o.out, { recursive: true });
+    makeDirectorySync(o.out);
 
     const configs = (activations ?? ['relu' as ActivationName]).flatMap((activation) =>
       (activations ? [1] : rhos).flatMap((rho) => kinds.map((adversarial) => ({ rho, activation, adversarial }))),
