@@ -27,7 +27,7 @@ Activation study (--activations): the same over activation functions at rho 1.
 Options:
   --out DIR           folder for the checkpoints and sweep.json (required)
   --preset NAME       mnist (default) or fashion-mnist
-  --rho LIST          width multipliers, each in (0, 8] (default 0.5,0.71,1,1.41,2)
+  --rho LIST          width multipliers, each in (0, ${MAX_WIDTH}] (default 0.5,0.71,1,1.41,2)
   --activations LIST  run the activation study instead: relu,relu6,tanh,reluDecay
   --training WHICH    both (default), plain or adversarial
   --epochs N          training epochs per model (default 1)

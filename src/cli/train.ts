@@ -54,7 +54,7 @@ Options (override the preset):
   --optimizer NAME      sgd, rmsprop, rmsprop-tf, adam
   --lr R                learning rate; --lr-decay F every --decay-epochs E
   --momentum M, --weight-decay W, --label-smoothing S
-  --width RHO           width multiplier of the model, in (0, 8]
+  --width RHO           width multiplier of the model, in (0, ${MAX_WIDTH}]
   --dropout P           dropout probability before the classifier (MNIST CNN:
                         default 0, none; Inception v3: default 0.5)
   --activation NAME     relu, relu6, tanh, reluDecay
