@@ -3,7 +3,7 @@
  * gradient of a loss with respect to the input only, the step by norm, the
  * projection onto the eps ball and the valid range, and inference mode.
  */
-import { type Generator, type Precision, type Tensor, crossEntropy, enableGrad, grad, lossPrecision, noGrad, scope, tensor, withPrecision } from '../engine/index.js';
+import { type Generator, type Precision, Tensor, crossEntropy, describeValue, enableGrad, grad, lossPrecision, noGrad, scope, tensor, withPrecision } from '../engine/index.js';
 import { type Classifier, checkImageValues } from '../models/classifier.js';
 import { withFrozenParameters } from '../nn/index.js';
 
@@ -39,6 +39,14 @@ export const DEFAULT_ATTACK_PRECISION: Precision = 'auto';
 /** Largest eps accepted, in pixel units: the whole range. */
 export const MAX_EPS = 255;
 
+/** Checks one eps value in pixel units; returns it. Every eps the toolkit takes is checked here. */
+export function checkEps(v: unknown, name = 'eps'): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > MAX_EPS) {
+    throw new Error(`${name} must be a number in [0, ${MAX_EPS}] pixel values, got ${describeValue(v)}`);
+  }
+  return v;
+}
+
 /**
  * Checks eps and returns it in the classifier's input units as a tensor
  * [N, 1, 1, 1] (broadcasts over each image), with the largest value in pixel units.
@@ -46,28 +54,28 @@ export const MAX_EPS = 255;
 export function epsTensor(model: Classifier, x: Tensor, eps: Eps, name = 'eps'): { eps: Tensor; maxPixels: number } {
   const n = x.shape[0] as number;
   let values: number[];
-  const check = (v: number, where: string): void => {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > MAX_EPS) {
-      throw new Error(`${name}${where} must be a number in [0, ${MAX_EPS}] pixel values, got ${v}`);
-    }
-  };
   if (typeof eps === 'number') {
-    check(eps, '');
-    values = new Array<number>(n).fill(eps);
+    values = new Array<number>(n).fill(checkEps(eps, name));
   } else if (Array.isArray(eps)) {
     values = eps;
-  } else {
+  } else if (eps instanceof Tensor) {
     if (eps.rank !== 1) throw new Error(`${name} tensor must have shape [N], got [${eps.shape}]`);
     values = Array.from(eps.to('float64').dataSync() as Float64Array);
+  } else {
+    // Missing, a string ('2') or an object: say what eps may be.
+    throw new Error(`${name} must be a number in [0, ${MAX_EPS}] pixel values, an array of them (one per image) or a Tensor [N], got ${describeValue(eps)}`);
   }
   if (values.length !== n) throw new Error(`${name} has ${values.length} values for a batch of ${n} images`);
-  if (typeof eps !== 'number') values.forEach((v, i) => check(v, `[${i}]`));
+  if (typeof eps !== 'number') values.forEach((v, i) => checkEps(v, `${name}[${i}]`));
   const scaled = tensor(Float64Array.from(values, (v) => v * model.pixelScale), { shape: [n, 1, 1, 1], dtype: x.dtype });
   return { eps: scaled, maxPixels: Math.max(0, ...values) };
 }
 
-/** Checks the batch and the true labels (when given). */
-export function checkInputs(model: Classifier, x: Tensor, y: Tensor | undefined): void {
+/** Checks the options object, the batch and the true labels (when given). */
+export function checkInputs(model: Classifier, x: Tensor, opts: { y?: Tensor } | undefined): void {
+  // Without this, a call with no options fails on reading opts.y.
+  if (typeof opts !== 'object' || opts === null) throw new Error(`attack options must be an object with at least eps, got ${describeValue(opts)}`);
+  const y = opts.y;
   model.checkImages(x, 'x');
   checkImageValues(x, model.inputRange, 'x');
   if (y === undefined) return;

@@ -55,7 +55,7 @@ function checkCount(name: string, v: number, integer: boolean): void {
 }
 
 function iterate(model: Classifier, x: Tensor, spec: LoopSpec, opts: IterativeOptions): Tensor {
-  checkInputs(model, x, opts.y);
+  checkInputs(model, x, opts);
   return scope(() => {
     const { eps, maxPixels } = epsTensor(model, x, opts.eps);
     const steps = opts.steps ?? spec.defaultSteps(maxPixels);
@@ -124,7 +124,7 @@ export interface PgdOptions extends IterativeOptions {
 /** PGD: a uniform random start in the ball, then projected steps; defaults 10 steps of 2.5 eps / 10. */
 export function pgd(model: Classifier, x: Tensor, opts: PgdOptions): Tensor {
   return iterate(model, x, {
-    label: 'true', sense: 1, norm: opts.norm ?? 'linf', randomStart: true, momentum: null,
+    label: 'true', sense: 1, norm: opts?.norm ?? 'linf', randomStart: true, momentum: null,
     defaultAlpha: (e, s) => (2.5 * e) / Math.max(s, 1), defaultSteps: () => 10,
   }, opts);
 }
@@ -136,7 +136,7 @@ export interface MomentumOptions extends IterativeOptions {
 
 /** Momentum iterative FGSM: defaults 10 steps of eps / 10, decay 1. */
 export function miFgsm(model: Classifier, x: Tensor, opts: MomentumOptions): Tensor {
-  const decay = opts.decay ?? 1;
+  const decay = opts?.decay ?? 1;
   checkCount('decay', decay, false);
   return iterate(model, x, {
     label: 'true', sense: 1, norm: 'linf', randomStart: false, momentum: decay,

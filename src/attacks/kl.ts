@@ -38,5 +38,5 @@ export const KL: DirectionMethod = klMethod();
 
 /** One step along the sign of the KL gradient from a random start; no label used. */
 export function klAttack(model: Classifier, x: Tensor, opts: KlOptions): Tensor {
-  return runOneStep(model, x, opts.xi === undefined ? KL : klMethod(opts.xi), opts);
+  return runOneStep(model, x, opts?.xi === undefined ? KL : klMethod(opts.xi), opts);
 }

@@ -87,7 +87,7 @@ function objectiveGradient(model: Classifier, x: Tensor, m: GradientMethod, opts
 
 /** Runs one one-step method for one eps (scalar or per image). */
 export function runOneStep(model: Classifier, x: Tensor, method: OneStepMethod, opts: OneStepOptions): Tensor {
-  checkInputs(model, x, opts.y);
+  checkInputs(model, x, opts);
   return scope(() => {
     const { eps } = epsTensor(model, x, opts.eps);
     return inMode(model, opts.training ?? false, () => {
@@ -136,7 +136,7 @@ export interface GridOptions extends Omit<OneStepOptions, 'eps' | 'generator'> {
  * Returns, per method name, one tensor per eps in the order given.
  */
 export function oneStepGrid(model: Classifier, x: Tensor, methods: OneStepMethod[], opts: GridOptions): Map<string, Tensor[]> {
-  checkInputs(model, x, opts.y);
+  checkInputs(model, x, opts);
   if (!Array.isArray(opts.eps) || opts.eps.length === 0) throw new Error('eps must be a non-empty list of eps values');
   const names = new Set<string>();
   for (const m of methods) {

@@ -2,11 +2,11 @@
  * `advml attack`: adversarial images for a model and a set of images, for a
  * list of methods and eps values, written as PNG files plus a JSON summary.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Generator, type Precision, type Tensor, noGrad, scope } from '../engine/index.js';
 import * as A from '../attacks/index.js';
-import { tensorToPng, writeFileAtomicSync } from '../io/index.js';
+import { tensorToPng, writeFileAtomicSync, makeDirectorySync } from '../io/index.js';
 import type { Classifier } from '../models/index.js';
 import { type Command, STEPS_HELP, UsageError, nonNegativeInt, parseOptions, positiveInt, stepsOption } from './command.js';
 import { CONTRACT_HELP, CONTRACT_OPTIONS, loadModel, openData, parseEpsList, parseMethods, parsePrecision } from './common.js';
@@ -124,7 +124,7 @@ ${CONTRACT_HELP}
         cleanAccuracy: cleanCorrect / seen,
         results: [...results.values()],
       };
-      mkdirSync(o.out, { recursive: true });
+      makeDirectorySync(o.out);
       writeFileAtomicSync(join(o.out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
       console.log(`${seen} images of ${data.label}, clean accuracy ${(summary.cleanAccuracy * 100).toFixed(1)}%`);
       for (const r of results.values()) {
@@ -162,8 +162,8 @@ function record(r: Result, model: Classifier, x: Tensor, y: Tensor, indices: num
   const advPred = pred.toArray() as number[];
   const dir = join(out, r.method, `eps-${r.eps}`);
   if (images) {
-    mkdirSync(dir, { recursive: true });
-    mkdirSync(join(out, 'clean'), { recursive: true });
+    makeDirectorySync(dir);
+    makeDirectorySync(join(out, 'clean'));
   }
   for (let i = 0; i < labels.length; i++) {
     const index = indices[i] as number;

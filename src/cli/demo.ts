@@ -4,11 +4,11 @@
  * evaluates both under one-step and iterative attacks at several eps, and
  * writes a report folder (results.json, report.md, and report/index.html with charts).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as A from '../attacks/index.js';
 import { type EvalResult, evaluate } from '../evaluation/index.js';
-import { writeFileAtomicSync } from '../io/index.js';
+import { writeFileAtomicSync, makeDirectorySync } from '../io/index.js';
 import { buildClassifier } from '../models/index.js';
 import { PRESETS, type TrainConfig, runTraining } from '../training/index.js';
 import { type Command, UsageError, parseOptions, positiveInt } from './command.js';
@@ -45,7 +45,7 @@ Options:
     const evalImages = positiveInt('demo', 'eval-images', o['eval-images'], 1000);
     const eps = o.eps.split(',').map(Number);
     if (eps.some((e) => !Number.isFinite(e) || e < 0 || e > A.MAX_EPS)) throw new UsageError(`advml demo: --eps must be numbers in [0, 255], got '${o.eps}'`);
-    mkdirSync(o.out, { recursive: true });
+    makeDirectorySync(o.out);
     const preset = PRESETS.mnist!;
     const train = loadDataset('mnist', 'train', trainImages);
     const test = loadDataset('mnist', 'test', evalImages);

@@ -5,6 +5,7 @@
  */
 import { launch as launchWorkers, type LaunchEvent, type OutputLine } from '../distributed/launcher.js';
 import { type Command, UsageError, nonNegativeInt, parseOptions, positiveInt } from './command.js';
+import { COMMANDS } from './commands.js';
 
 const help = `Usage: advml launch --nproc-per-node N [options] -- <command> [args...]
 
@@ -17,7 +18,8 @@ torchrun sets), so that the command's process group spans all workers
 Each output line is prefixed with its worker's rank. SIGINT and SIGTERM are
 forwarded to all workers. When a worker exits non-zero or is killed, the
 others get SIGTERM and, after the grace period, SIGKILL; the launcher then
-names the rank that failed and how, and exits with that worker's exit code
+names the rank that failed, how, and its last lines on stderr (its own error
+message; not with --no-prefix), and exits with that worker's exit code
 (128 + the signal number when a signal ended it).
 
 For several machines run one launcher per machine with the same --nnodes,
@@ -49,9 +51,9 @@ export const launch: Command = {
   help,
   async run(argv) {
     const sep = argv.indexOf('--');
-    if (sep < 0) throw new UsageError(`advml launch: put the command to run after '--', e.g. advml launch --nproc-per-node 2 -- info (see 'advml launch --help')`);
-    const command = argv.slice(sep + 1);
-    const { values } = parseOptions('launch', argv.slice(0, sep), {
+    const command = sep < 0 ? [] : argv.slice(sep + 1);
+    // The launcher's own options are read first, so that an unknown one is named as such, not taken for a missing '--'.
+    const { values } = launchOptions(sep < 0 ? argv : argv.slice(0, sep), {
       'nproc-per-node': { type: 'string' },
       nnodes: { type: 'string' },
       'node-rank': { type: 'string' },
@@ -62,6 +64,7 @@ export const launch: Command = {
       'grace-ms': { type: 'string' },
       'no-prefix': { type: 'boolean' },
     });
+    if (sep < 0) throw new UsageError(`advml launch: put the command to run after '--', e.g. advml launch --nproc-per-node 2 -- info (see 'advml launch --help')`);
     if (values['nproc-per-node'] === undefined) throw new UsageError(`advml launch: --nproc-per-node is required (see 'advml launch --help')`);
     const nproc = positiveInt('launch', 'nproc-per-node', values['nproc-per-node'], 1);
     const nnodes = positiveInt('launch', 'nnodes', values.nnodes, 1);
@@ -76,8 +79,7 @@ export const launch: Command = {
     const timeoutMs = values['timeout-ms'] === undefined ? undefined : positiveInt('launch', 'timeout-ms', values['timeout-ms'], 0);
     const threads = values.threads === undefined ? undefined : positiveInt('launch', 'threads', values.threads, 1);
     const graceMs = nonNegativeInt('launch', 'grace-ms', values['grace-ms'], 5000);
-    if (command.length === 0) throw new UsageError(`advml launch: no command after '--' (e.g. -- info --json)`);
-    if (command[0] === 'launch') throw new UsageError('advml launch: the command cannot be launch itself');
+    checkWorkerCommand(command);
 
     const entry = process.argv[1];
     if (entry === undefined) throw new Error('cannot tell which script runs the advml CLI (process.argv[1] is unset)');
@@ -103,10 +105,38 @@ export const launch: Command = {
     });
     if (result.failed) {
       const f = result.failed;
-      console.error(`advml launch: rank ${f.rank} failed (${f.description}); ${result.workers.length} workers stopped; exit code ${result.exitCode}`);
+      // The worker's own last words (its usage error, say) belong in the launcher's verdict, not only scrolled past above it.
+      const tail = f.stderrTail ?? [];
+      const stopped = `${result.workers.length} workers stopped; exit code ${result.exitCode}`;
+      if (tail.length === 1) console.error(`advml launch: rank ${f.rank} failed (${f.description}): ${tail[0]}; ${stopped}`);
+      else if (tail.length > 1) console.error(`advml launch: rank ${f.rank} failed (${f.description}); ${stopped}; its last lines on stderr:\n${tail.map((l) => `  ${l}`).join('\n')}`);
+      else console.error(`advml launch: rank ${f.rank} failed (${f.description}); ${stopped}`);
     } else if (result.interrupted) {
       console.error(`advml launch: interrupted by ${result.interrupted}; workers: ${result.workers.map((w) => `rank ${w.rank} ${w.description}`).join(', ')}`);
     }
     return result.exitCode;
   },
 };
+
+/** parseOptions for launch: a command name before '--' reads as a stray argument, so the message says where it goes. */
+function launchOptions<O extends Parameters<typeof parseOptions>[2]>(argv: string[], options: O): ReturnType<typeof parseOptions<O>> {
+  try {
+    return parseOptions('launch', argv, options);
+  } catch (e) {
+    const stray = e instanceof UsageError ? /Unexpected argument '([^']*)'/.exec(e.message)?.[1] : undefined;
+    if (stray === undefined) throw e;
+    throw new UsageError(`advml launch: '${stray}' is not an option of launch; put the command to run after '--', e.g. advml launch --nproc-per-node 2 -- ${stray} (see 'advml launch --help')`);
+  }
+}
+
+/** The command after '--' must name an advml command: an option there ('-- --bogus') means the command was left out. */
+function checkWorkerCommand(command: string[]): void {
+  const known = Object.keys(COMMANDS).filter((c) => c !== 'launch').join(', ');
+  const first = command[0];
+  if (first === undefined) throw new UsageError(`advml launch: no command after '--' (e.g. -- info --json)`);
+  if (first === 'launch') throw new UsageError('advml launch: the command cannot be launch itself');
+  if (first.startsWith('-')) {
+    throw new UsageError(`advml launch: no command after '--': '${first}' is an option, and the command comes first (e.g. -- train ${command.join(' ')}); commands: ${known}`);
+  }
+  if (!Object.hasOwn(COMMANDS, first)) throw new UsageError(`advml launch: unknown command '${first}' after '--'; commands: ${known}`);
+}

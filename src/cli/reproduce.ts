@@ -4,12 +4,11 @@
  * one Markdown file (docs/results.md by default) with the tables, the command
  * and the times. Findings that do not reproduce are reported as such.
  */
-import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as A from '../attacks/index.js';
 import { resolvePrecision } from '../engine/index.js';
 import { type Cell, type EvalResult, type TransferCell, evaluate, transferMatrix } from '../evaluation/index.js';
-import { writeFileAtomicSync } from '../io/index.js';
+import { writeFileAtomicSync, makeDirectorySync } from '../io/index.js';
 import { type Classifier, buildClassifier } from '../models/index.js';
 import { DEFAULT_TRAINING_PRECISION, type EpsSpec, PRESETS, type Preset, runTraining } from '../training/index.js';
 import { type Command, UsageError, parseOptions, positiveInt } from './command.js';
@@ -69,7 +68,7 @@ Options:
     const sections: string[] = [];
     const json: Record<string, unknown> = {};
     const workDir = o.checkpoints;
-    mkdirSync(workDir, { recursive: true });
+    makeDirectorySync(workDir);
     for (const d of datasets) {
       const r = await runDataset(d, { epochs, trainImages, evalImages, workDir, eps: evalEps });
       sections.push(r.markdown);
@@ -78,7 +77,7 @@ Options:
     const minutes = (performance.now() - started) / 60000;
     const command = `advml reproduce ${argv.join(' ')}`.trim();
     const md = header(command, minutes, { epochs, trainImages, evalImages }) + sections.join('\n');
-    mkdirSync(dirname(o.out), { recursive: true });
+    makeDirectorySync(dirname(o.out));
     writeFileAtomicSync(o.out, md);
     writeFileAtomicSync(o.out.replace(/\.md$/, '') + '.json', JSON.stringify({ command, minutes, ...json }, null, 2) + '\n');
     console.log(md);

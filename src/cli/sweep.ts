@@ -4,14 +4,13 @@
  * adversarial), evaluates each on the same test images, and writes
  * DIR/sweep.json (SweepResult) for `advml report`.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ActivationName } from '../nn/index.js';
 import { evaluate, type SweepEntry, type SweepResult } from '../evaluation/index.js';
-import { writeFileAtomicSync } from '../io/index.js';
-import { buildClassifier } from '../models/index.js';
+import { writeFileAtomicSync, makeDirectorySync } from '../io/index.js';
+import { MAX_WIDTH, buildClassifier } from '../models/index.js';
 import { PRESETS, type Preset, runTraining } from '../training/index.js';
-import { type Command, UsageError, parseOptions, positiveInt } from './command.js';
+import { type Command, UsageError, numberOption, parseOptions, positiveInt } from './command.js';
 import { loadDataset, parseEpsList, parseMethods } from './common.js';
 import { progressBar } from './progress.js';
 
@@ -28,7 +27,7 @@ Activation study (--activations): the same over activation functions at rho 1.
 Options:
   --out DIR           folder for the checkpoints and sweep.json (required)
   --preset NAME       mnist (default) or fashion-mnist
-  --rho LIST          width multipliers (default 0.5,0.71,1,1.41,2)
+  --rho LIST          width multipliers, each in (0, ${MAX_WIDTH}] (default 0.5,0.71,1,1.41,2)
   --activations LIST  run the activation study instead: relu,relu6,tanh,reluDecay
   --training WHICH    both (default), plain or adversarial
   --epochs N          training epochs per model (default 1)
@@ -47,8 +46,7 @@ Options:
     if (!o.out) throw new UsageError('advml sweep: --out is required');
     const preset = PRESETS[o.preset];
     if (!preset || preset.data === 'imagenet') throw new UsageError(`advml sweep: --preset must be mnist or fashion-mnist, got '${o.preset}'`);
-    const rhos = o.rho.split(',').map(Number);
-    if (rhos.some((r) => !(r > 0) || !Number.isFinite(r))) throw new UsageError(`advml sweep: --rho values must be positive numbers, got '${o.rho}'`);
+    const rhos = o.rho.split(',').map((r, i, all) => numberOption('sweep', all.length === 1 ? 'rho' : `rho value ${i + 1}`, r.trim(), { greaterThan: 0, max: MAX_WIDTH }));
     const activations = o.activations === undefined ? null : (o.activations.split(',') as ActivationName[]);
     for (const a of activations ?? []) if (!ACTIVATIONS.includes(a)) throw new UsageError(`advml sweep: unknown activation '${a}' (known: ${ACTIVATIONS.join(', ')})`);
     if (!['both', 'plain', 'adversarial'].includes(o.training)) throw new UsageError(`advml sweep: --training must be both, plain or adversarial`);
@@ -58,7 +56,7 @@ Options:
     const evalImages = positiveInt('sweep', 'eval-images', o['eval-images'], 1000);
     const methods = parseMethods(o.methods, 'sweep');
     const eps = o.eps === undefined ? preset.evalEps : parseEpsList(o.eps, 'sweep');
-    mkdirSync(o.out, { recursive: true });
+    makeDirectorySync(o.out);
 
     const configs = (activations ?? ['relu' as ActivationName]).flatMap((activation) =>
       (activations ? [1] : rhos).flatMap((rho) => kinds.map((adversarial) => ({ rho, activation, adversarial }))),

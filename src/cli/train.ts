@@ -4,14 +4,14 @@
  * output folder, checkpoints every N steps, SIGINT/SIGTERM write a checkpoint
  * and exit, `--resume` continues exactly.
  */
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as A from '../attacks/index.js';
 import type { Dataset } from '../data/dataset.js';
 import { openImageNet } from '../data/index.js';
 import { evaluate } from '../evaluation/index.js';
-import { type Classifier, type ModelSpec, type PartialContract, buildClassifier, classifierFromCheckpoint, foreignFormatOf, foreignSpec, loadForeign, saveForeign, writeModelCard } from '../models/index.js';
-import { disposeCheckpoint, loadCheckpointSync } from '../io/index.js';
+import { type Classifier, MAX_WIDTH, type ModelSpec, type PartialContract, buildClassifier, classifierFromCheckpoint, foreignFormatOf, foreignSpec, loadForeign, saveForeign, writeModelCard } from '../models/index.js';
+import { disposeCheckpoint, loadCheckpointSync, makeDirectorySync } from '../io/index.js';
 import { type Collective, type HeldOut, type OptimizerName, PRESETS, type Preset, type TrainEvent, parseEpsSpec, runTraining } from '../training/index.js';
 import { type Command, UsageError, nonNegativeInt, numberOption, parseOptions, positiveInt } from './command.js';
 import type { NumberSpec } from '../io/index.js';
@@ -54,7 +54,7 @@ Options (override the preset):
   --optimizer NAME      sgd, rmsprop, rmsprop-tf, adam
   --lr R                learning rate; --lr-decay F every --decay-epochs E
   --momentum M, --weight-decay W, --label-smoothing S
-  --width RHO           width multiplier of the model
+  --width RHO           width multiplier of the model, in (0, ${MAX_WIDTH}]
   --dropout P           dropout probability before the classifier (MNIST CNN:
                         default 0, none; Inception v3: default 0.5)
   --activation NAME     relu, relu6, tanh, reluDecay
@@ -132,7 +132,7 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
     c.optimizer.decayEpochs = num('decay-epochs', o['decay-epochs'], pos) ?? c.optimizer.decayEpochs;
     c.optimizer.momentum = num('momentum', o.momentum, { min: 0, max: 1 }) ?? c.optimizer.momentum;
     c.optimizer.weightDecay = num('weight-decay', o['weight-decay'], nonneg) ?? c.optimizer.weightDecay;
-    p.spec.options.width = num('width', o.width, pos) ?? p.spec.options.width;
+    p.spec.options.width = num('width', o.width, { greaterThan: 0, max: MAX_WIDTH }) ?? p.spec.options.width;
     p.spec.options.dropout = num('dropout', o.dropout, { min: 0, lessThan: 1 }) ?? p.spec.options.dropout;
     if (o.activation !== undefined) {
       if (!['relu', 'relu6', 'tanh', 'reluDecay'].includes(o.activation)) throw new UsageError('advml train: --activation must be relu, relu6, tanh or reluDecay');
@@ -149,7 +149,7 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
     const evalEps = num('eval-eps', o['eval-eps'], { min: 0, max: A.MAX_EPS, unit: 'pixel values' }) ?? (p.evalEps[2] as number);
     const limit = o.limit === undefined ? undefined : positiveInt('train', 'limit', o.limit, 1);
 
-    mkdirSync(o.out, { recursive: true });
+    makeDirectorySync(o.out);
     const checkpoint = join(o.out, 'checkpoint.safetensors');
     // Under advml launch (WORLD_SIZE > 1) this process joins the group; alone it is a group of one.
     const group = initProcessGroup();

@@ -42,7 +42,16 @@ export interface WorkerExit {
   spawnError?: string;
   /** "exit code 3", "signal SIGKILL", "could not start: ...". */
   description: string;
+  /**
+   * The last lines (up to {@link STDERR_TAIL_LINES}, blank ones left out) the
+   * worker wrote to stderr, usually its own error message; set once its
+   * output is drained, when `stdio` is `'pipe'`.
+   */
+  stderrTail?: string[];
 }
+
+/** How many of a worker's last stderr lines {@link WorkerExit.stderrTail} keeps. */
+export const STDERR_TAIL_LINES = 5;
 
 /** Events of a launch, in order, for progress displays and logs. */
 export type LaunchEvent =
@@ -153,6 +162,8 @@ export interface WorkerState {
   exit: WorkerExit | null;
   signalled: boolean;
   spawnError?: string;
+  /** Its last stderr lines, when piped. */
+  stderrTail?: string[];
 }
 
 /**
@@ -244,6 +255,8 @@ export class WorkerGroup {
 
   private finish(): LaunchResult {
     if (this.killTimer) clearTimeout(this.killTimer);
+    // Output is drained only now: the tail is added to the exits reported earlier.
+    for (const w of this.workers) if (w.exit && w.stderrTail) w.exit.stderrTail = [...w.stderrTail];
     const workers = this.workers.map((w) => w.exit as WorkerExit);
     let exitCode = 0;
     if (this.failed) {
@@ -340,12 +353,20 @@ export async function startWorkers(options: LaunchOptions): Promise<WorkerGroup>
     const child = spawn(options.command, [...(options.args ?? [])], {
       env, cwd: options.cwd, stdio: stdio === 'pipe' ? ['ignore', 'pipe', 'pipe'] : ['ignore', 'inherit', 'inherit'],
     });
-    const w: WorkerState = { rank, localRank, child, exit: null, signalled: false };
+    const w: WorkerState = { rank, localRank, child, exit: null, signalled: false, ...(stdio === 'pipe' ? { stderrTail: [] } : {}) };
     workers.push(w);
     if (child.pid !== undefined) onEvent({ type: 'start', rank, localRank, pid: child.pid });
+    const keep = (text: string): void => {
+      if (text.trim() === '' || !w.stderrTail) return;
+      w.stderrTail.push(text);
+      if (w.stderrTail.length > STDERR_TAIL_LINES) w.stderrTail.shift();
+    };
     const streams = stdio === 'pipe'
       ? [pipeLines(child.stdout, (text) => onOutput({ rank, localRank, stream: 'stdout', text })),
-        pipeLines(child.stderr, (text) => onOutput({ rank, localRank, stream: 'stderr', text }))]
+        pipeLines(child.stderr, (text) => {
+          keep(text);
+          onOutput({ rank, localRank, stream: 'stderr', text });
+        })]
       : [];
     closed.push(new Promise<void>((resolve) => {
       let done = false;

@@ -1,5 +1,5 @@
 /** The tensor engine: libtorch behind a TypeScript API. */
-export { Tensor, type TensorLike, type NestedArray, type MemoryFormat, type ReduceOptions } from './tensor.js';
+export { Tensor, type TensorLike, type NestedArray, type MemoryFormat, type ReduceOptions, describe as describeValue } from './tensor.js';
 export { type DType, type AnyTypedArray, isFloating } from './dtype.js';
 export { scope, dispose } from './scope.js';
 export { grad, noGrad, enableGrad, isGradEnabled, type GradOptions } from './autograd.js';

@@ -98,7 +98,7 @@ export function cat(tensors: Tensor[], dim = 0): Tensor { return wrap(native.cat
 /** Joins tensors along a new dimension. */
 export function stack(tensors: Tensor[], dim = 0): Tensor { return wrap(native.stack(tensors.map((t) => t.handle), dim)); }
 /** Element-wise `cond ? a : b`. */
-export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor { return wrap(native.where(cond.handle, arg(a), arg(b))); }
+export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor { return wrap(native.where(cond.handle, arg(a, 'where', 'a'), arg(b, 'where', 'b'))); }
 
 // ---- functional network layers ----
 

@@ -4,6 +4,7 @@ import { Tensor } from './tensor.js';
 import { type CreateOptions, tensor } from './ops.js';
 import { dtypeCode } from './dtype.js';
 import { scope } from './scope.js';
+import { checkSeed } from './runtime.js';
 
 /**
  * A seeded random stream (libtorch's CPU generator). Ops given the same
@@ -14,8 +15,7 @@ export class Generator {
   readonly handle: GeneratorHandle;
 
   constructor(readonly seed: number) {
-    if (!Number.isInteger(seed) || seed < 0) throw new Error(`Generator: seed must be a non-negative integer, got ${seed}`);
-    this.handle = native.newGenerator(seed) as GeneratorHandle;
+    this.handle = native.newGenerator(checkSeed(seed, 'Generator')) as GeneratorHandle;
   }
 
   /** The full state, for checkpoints. */

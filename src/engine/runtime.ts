@@ -15,10 +15,22 @@ export function getNumThreads(): number {
   return native.getNumThreads() as number;
 }
 
+/**
+ * @internal Checks a seed before it reaches libtorch, whose own check speaks of
+ * "argument 0" and prints 2^64 as a 20-digit float. Seeds stop at 2^53 - 1:
+ * beyond it two different numbers can be one double, hence one stream.
+ */
+export function checkSeed(seed: unknown, who: string): number {
+  if (typeof seed !== 'number' || !Number.isSafeInteger(seed) || seed < 0) {
+    const shown = typeof seed === 'string' ? `the string '${seed}'` : String(seed);
+    throw new Error(`${who}: seed must be a non-negative integer at most ${Number.MAX_SAFE_INTEGER} (2^53 - 1), got ${shown}`);
+  }
+  return seed;
+}
+
 /** Seeds libtorch's global generator (dropout, and random ops given no generator). */
 export function manualSeed(seed: number): void {
-  if (!Number.isInteger(seed) || seed < 0) throw new Error(`manualSeed: seed must be a non-negative integer, got ${seed}`);
-  native.manualSeed(seed);
+  native.manualSeed(checkSeed(seed, 'manualSeed'));
 }
 
 /**

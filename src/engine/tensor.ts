@@ -152,22 +152,22 @@ export class Tensor implements Tracked {
   }
 
   // ---- elementwise ----
-  add(other: TensorLike, alpha?: number): Tensor { return this.op('add', arg(other), alpha); }
-  sub(other: TensorLike, alpha?: number): Tensor { return this.op('sub', arg(other), alpha); }
-  mul(other: TensorLike): Tensor { return this.op('mul', arg(other)); }
-  div(other: TensorLike): Tensor { return this.op('div', arg(other)); }
-  pow(exponent: TensorLike): Tensor { return this.op('pow', arg(exponent)); }
-  maximum(other: TensorLike): Tensor { return this.op('maximum', arg(other)); }
-  minimum(other: TensorLike): Tensor { return this.op('minimum', arg(other)); }
-  remainder(other: TensorLike): Tensor { return this.op('remainder', arg(other)); }
-  eq(other: TensorLike): Tensor { return this.op('eq', arg(other)); }
-  ne(other: TensorLike): Tensor { return this.op('ne', arg(other)); }
-  lt(other: TensorLike): Tensor { return this.op('lt', arg(other)); }
-  le(other: TensorLike): Tensor { return this.op('le', arg(other)); }
-  gt(other: TensorLike): Tensor { return this.op('gt', arg(other)); }
-  ge(other: TensorLike): Tensor { return this.op('ge', arg(other)); }
-  logicalAnd(other: TensorLike): Tensor { return this.op('logicalAnd', arg(other)); }
-  logicalOr(other: TensorLike): Tensor { return this.op('logicalOr', arg(other)); }
+  add(other: TensorLike, alpha?: number): Tensor { return this.op('add', arg(other, 'add', 'other'), alpha); }
+  sub(other: TensorLike, alpha?: number): Tensor { return this.op('sub', arg(other, 'sub', 'other'), alpha); }
+  mul(other: TensorLike): Tensor { return this.op('mul', arg(other, 'mul', 'other')); }
+  div(other: TensorLike): Tensor { return this.op('div', arg(other, 'div', 'other')); }
+  pow(exponent: TensorLike): Tensor { return this.op('pow', arg(exponent, 'pow', 'exponent')); }
+  maximum(other: TensorLike): Tensor { return this.op('maximum', arg(other, 'maximum', 'other')); }
+  minimum(other: TensorLike): Tensor { return this.op('minimum', arg(other, 'minimum', 'other')); }
+  remainder(other: TensorLike): Tensor { return this.op('remainder', arg(other, 'remainder', 'other')); }
+  eq(other: TensorLike): Tensor { return this.op('eq', arg(other, 'eq', 'other')); }
+  ne(other: TensorLike): Tensor { return this.op('ne', arg(other, 'ne', 'other')); }
+  lt(other: TensorLike): Tensor { return this.op('lt', arg(other, 'lt', 'other')); }
+  le(other: TensorLike): Tensor { return this.op('le', arg(other, 'le', 'other')); }
+  gt(other: TensorLike): Tensor { return this.op('gt', arg(other, 'gt', 'other')); }
+  ge(other: TensorLike): Tensor { return this.op('ge', arg(other, 'ge', 'other')); }
+  logicalAnd(other: TensorLike): Tensor { return this.op('logicalAnd', arg(other, 'logicalAnd', 'other')); }
+  logicalOr(other: TensorLike): Tensor { return this.op('logicalOr', arg(other, 'logicalOr', 'other')); }
   logicalNot(): Tensor { return this.op('logicalNot'); }
   neg(): Tensor { return this.op('neg'); }
   abs(): Tensor { return this.op('abs'); }
@@ -204,7 +204,7 @@ export class Tensor implements Tracked {
   softplus(beta = 1, threshold = 20): Tensor { return this.op('softplus', beta, threshold); }
   /** Element-wise clamp; each bound a number, a broadcastable tensor, or null for none. */
   clamp(min: TensorLike | null, max: TensorLike | null = null): Tensor {
-    return this.op('clamp', min === null ? null : arg(min), max === null ? null : arg(max));
+    return this.op('clamp', min === null ? null : arg(min, 'clamp', 'min'), max === null ? null : arg(max, 'clamp', 'max'));
   }
 
   // ---- reductions; `dims` omitted or null reduces over all dimensions ----
@@ -251,7 +251,7 @@ export class Tensor implements Tracked {
   cumsum(dim: number): Tensor { return this.op('cumsum', dim); }
 
   // ---- linear algebra, softmax ----
-  matmul(other: Tensor): Tensor { return this.op('matmul', other.handle); }
+  matmul(other: Tensor): Tensor { return this.op('matmul', tensorArg(other, 'matmul', 'other')); }
   softmax(dim: number): Tensor { return this.op('softmax', dim); }
   logSoftmax(dim: number): Tensor { return this.op('logSoftmax', dim); }
 
@@ -296,9 +296,9 @@ export class Tensor implements Tracked {
   detach(): Tensor { return this.op('detach'); }
 
   // ---- in place ----
-  add_(other: TensorLike, alpha?: number): this { return this.inPlace('add_', arg(other), alpha); }
-  mul_(other: TensorLike): this { return this.inPlace('mul_', arg(other)); }
-  div_(other: TensorLike): this { return this.inPlace('div_', arg(other)); }
+  add_(other: TensorLike, alpha?: number): this { return this.inPlace('add_', arg(other, 'add_', 'other'), alpha); }
+  mul_(other: TensorLike): this { return this.inPlace('mul_', arg(other, 'mul_', 'other')); }
+  div_(other: TensorLike): this { return this.inPlace('div_', arg(other, 'div_', 'other')); }
   /** this += value * a * b */
   addcmul_(a: Tensor, b: Tensor, value = 1): this { return this.inPlace('addcmul_', a.handle, b.handle, value); }
   /** this += value * a / b */
@@ -366,12 +366,25 @@ export class Tensor implements Tracked {
 
 /**
  * @internal Turns a tensor or number into what the op table takes. Anything
- * else passes through unchanged so that the addon rejects it with an error that
- * names the op ("add: argument 1 must be a tensor or a number, got a string").
+ * else is refused here, where the parameter's name is known ("add: other must
+ * be a Tensor or a number, got the string 'a'"); the addon could only say
+ * "argument 1". Booleans pass: the addon takes them as scalars.
  */
-export function arg(x: TensorLike): Handle | number {
+export function arg(x: TensorLike, op: string, name: string): Handle | number {
   if (x instanceof Tensor) return x.handle;
-  return x as Handle | number;
+  if (typeof x === 'number' || typeof x === 'boolean') return x;
+  throw operandError(op, name, 'a Tensor or a number', x);
+}
+
+/** @internal The handle of an operand that must be a tensor. */
+export function tensorArg(x: Tensor, op: string, name: string): Handle {
+  if (x instanceof Tensor) return x.handle;
+  throw operandError(op, name, 'a Tensor', x);
+}
+
+/** An error shaped like the addon's own (message "op: ...", err.op set). */
+function operandError(op: string, name: string, expected: string, x: unknown): Error {
+  return Object.assign(new TypeError(`${op}: ${name} must be ${expected}, got ${describe(x)}`), { op });
 }
 
 function dimList(dims: number | number[] | null | undefined): number[] | null {
@@ -379,10 +392,15 @@ function dimList(dims: number | number[] | null | undefined): number[] | null {
   return typeof dims === 'number' ? [dims] : dims;
 }
 
-/** @internal A short description of a value for error messages. */
+/** @internal A short description of a value for error messages: its kind, and its value when short. */
 export function describe(x: unknown): string {
-  if (x === null) return 'null';
+  if (x === null || x === undefined) return String(x);
   if (Array.isArray(x)) return 'an array';
-  if (typeof x === 'object') return (x as object).constructor?.name ?? 'an object';
+  if (typeof x === 'string') return `the string '${x.length > 40 ? `${x.slice(0, 40)}...` : x}'`;
+  if (typeof x === 'number') return String(x);
+  if (typeof x === 'object') {
+    const name = (x as object).constructor?.name;
+    return name && name !== 'Object' ? `a ${name}` : 'an object';
+  }
   return `${typeof x} ${String(x)}`;
 }

@@ -135,9 +135,7 @@ export async function evaluate(model: Classifier, data: Dataset, opts: EvalOptio
   const eps = opts.eps ?? [2, 4, 8, 16];
   for (const m of opts.methods) if (!A.METHOD_NAMES.includes(m)) throw new Error(`unknown attack method '${m}': expected one of ${A.METHOD_NAMES.join(', ')}`);
   if (!opts.methods.length) throw new Error('evaluate: methods must name at least one attack');
-  eps.forEach((e, i) => {
-    if (!Number.isFinite(e) || e < 0 || e > A.MAX_EPS) throw new Error(`eps[${i}] must be a number in [0, ${A.MAX_EPS}] pixel values, got ${e}`);
-  });
+  eps.forEach((e, i) => A.checkEps(e, `eps[${i}]`));
   const batchSize = opts.batchSize ?? 128;
   const precision = checkPrecision(opts.precision ?? A.DEFAULT_ATTACK_PRECISION);
   const indices = shardIndices(opts.indices ?? Array.from({ length: data.length }, (_, i) => i), opts.group);

@@ -93,14 +93,51 @@ export function removeStaleTemporaries(target: string): string[] {
   return removed;
 }
 
-function wrapError(path: string, e: unknown): Error {
-  const msg = e instanceof Error ? e.message : String(e);
+/** The system's words for an error code, from Node's message "EROFS: read-only file system, open '...'". */
+function meaning(e: unknown, code: string): string {
+  const m = e instanceof Error ? /^[A-Z0-9]+: ([^,]+),/.exec(e.message) : null;
+  return `${m ? m[1] : 'failed'} (${code})`;
+}
+
+function wrapError(path: string, e: unknown, tmp?: string): Error {
+  const code = errCode(e);
+  // The temporary file is ours, not the user's: a failure to create it is said of the folder (read-only, no permission).
+  const msg = code !== undefined && tmp !== undefined && (e as { path?: unknown }).path === tmp
+    ? `cannot create a file in '${dirname(tmp)}': ${meaning(e, code)}`
+    : e instanceof Error ? e.message : String(e);
   const err = new Error(`writeFileAtomic: could not write '${path}': ${msg}; any previous file there is unchanged`, {
     cause: e,
   });
-  const code = errCode(e);
   if (code !== undefined) (err as Error & { code?: string }).code = code;
   return err;
+}
+
+/**
+ * Creates a folder and its missing parents (`mkdir -p`). Node's recursive
+ * mkdir says ENOENT when the first missing folder cannot be made, on a
+ * read-only file system for one; the cause is found by making that folder
+ * alone, and the error names the folder asked for and the cause
+ * ("could not create the folder 'out/run': read-only file system (EROFS) at 'out'").
+ */
+export function makeDirectorySync(path: string): void {
+  try {
+    fs.mkdirSync(path, { recursive: true });
+  } catch (e) {
+    let cause = e;
+    let at = path;
+    if (errCode(e) === 'ENOENT') {
+      let first = path;
+      while (dirname(first) !== first && !fs.existsSync(dirname(first))) first = dirname(first);
+      try {
+        fs.mkdirSync(first);
+      } catch (e2) {
+        if (errCode(e2) !== 'ENOENT' && errCode(e2) !== 'EEXIST') [cause, at] = [e2, dirname(first)];
+      }
+    }
+    const code = errCode(cause);
+    const why = code === undefined ? String(cause) : `${meaning(cause, code)} at '${at}'`;
+    throw Object.assign(new Error(`could not create the folder '${path}': ${why}`, { cause }), code === undefined ? {} : { code });
+  }
 }
 
 /** The new file is in place, but the rename may not survive a power cut. */
@@ -191,7 +228,7 @@ export async function writeFileAtomic(path: string, data: AtomicData, opts: Atom
   } catch (e) {
     if (fh !== undefined) await fh.close().catch(() => undefined);
     if (tmp !== undefined) await fsp.unlink(tmp).catch(() => undefined);
-    throw wrapError(path, e);
+    throw wrapError(path, e, tmp);
   }
   await syncDir(dir).catch((e: unknown) => {
     throw dirSyncError(path, e);
@@ -258,7 +295,7 @@ export function writeFileAtomicSync(path: string, data: AtomicDataSync, opts: At
         // nothing to remove
       }
     }
-    throw wrapError(path, e);
+    throw wrapError(path, e, tmp);
   }
   try {
     syncDirSync(dir);

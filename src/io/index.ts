@@ -16,7 +16,7 @@ export {
   type DecodeOptions,
   type NamedTensors,
 } from './safetensors.js';
-export { writeFileAtomic, writeFileAtomicSync, removeStaleTemporaries, type AtomicData, type AtomicDataSync, type AtomicWriteOptions } from './atomic.js';
+export { writeFileAtomic, writeFileAtomicSync, makeDirectorySync, removeStaleTemporaries, type AtomicData, type AtomicDataSync, type AtomicWriteOptions } from './atomic.js';
 export {
   saveCheckpoint, saveCheckpointSync, loadCheckpointSync, encodeCheckpoint, decodeCheckpoint, disposeCheckpoint, CheckpointError,
   CHECKPOINT_FORMAT, type Checkpoint, type Json,

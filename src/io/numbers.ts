@@ -55,16 +55,20 @@ export function describeNumber(spec: NumberSpec): string {
  * otherwise. `name` is how the user wrote it: '--steps', 'eps'.
  */
 export function readNumber(value: unknown, name: string, spec: NumberSpec = {}): number {
-  const fail = (): never => {
+  const fail = (why = ''): never => {
     const shown = typeof value === 'string' ? `'${value}'` : JSON.stringify(value) ?? String(value);
-    throw new InvalidNumberError(`${name} must be ${describeNumber(spec)}, got ${shown}`);
+    throw new InvalidNumberError(`${name} must be ${describeNumber(spec)}${why}, got ${shown}`);
   };
   let n: number;
   if (typeof value === 'number') n = value;
   else if (typeof value === 'string' && DECIMAL.test(value)) n = Number(value);
   else return fail();
   if (!Number.isFinite(n)) return fail();
-  if (spec.integer && !Number.isSafeInteger(n)) return fail();
+  // '1e20' is a whole number, so say why it is refused: beyond 2^53 integers are not exact.
+  if (spec.integer && !Number.isSafeInteger(n)) {
+    const unbounded = Number.isInteger(n) && spec.max === undefined && spec.lessThan === undefined;
+    return fail(unbounded ? ` (at most ${Number.MAX_SAFE_INTEGER}, 2^53 - 1)` : '');
+  }
   if (spec.min !== undefined && n < spec.min) return fail();
   if (spec.greaterThan !== undefined && n <= spec.greaterThan) return fail();
   if (spec.max !== undefined && n > spec.max) return fail();

@@ -34,6 +34,29 @@ export interface ClassifierOptions {
   memoryFormat?: 'contiguous' | 'channelsLast';
 }
 
+/**
+ * Checks the options of a classifier; returns its input range. Builders call
+ * it before making any layer, so that a bad option (classes 0) is reported as
+ * such rather than by the first layer it reaches.
+ */
+export function checkClassifierOptions(opts: Omit<ClassifierOptions, 'memoryFormat'>): [number, number] {
+  const range = checkRange(opts.inputRange ?? [0, 1], 'Classifier: inputRange');
+  if (!Number.isSafeInteger(opts.classes) || opts.classes < 2) throw new Error(`Classifier: classes must be an integer >= 2, got ${opts.classes}`);
+  if (opts.classNames && opts.classNames.length !== opts.classes) {
+    throw new Error(`Classifier: ${opts.classNames.length} class names given for ${opts.classes} classes`);
+  }
+  const shape = opts.inputShape as unknown;
+  if (!Array.isArray(shape) || shape.length !== 3 || !shape.every((d) => Number.isSafeInteger(d) && d > 0)) {
+    throw new Error(`Classifier: inputShape must be [channels, height, width] of positive integers, got ${JSON.stringify(shape)}`);
+  }
+  const channels = opts.inputShape[0];
+  for (const [name, v] of [['mean', opts.mean], ['std', opts.std]] as const) {
+    if (v && v.length !== channels) throw new Error(`Classifier: ${name} has ${v.length} values for ${channels} channels`);
+  }
+  if (opts.std?.some((s) => !(s > 0))) throw new Error(`Classifier: std values must be positive, got [${opts.std}]`);
+  return range;
+}
+
 export class Classifier {
   readonly inputRange: [number, number];
   readonly classes: number;
@@ -48,16 +71,8 @@ export class Classifier {
     readonly module: Module,
     private readonly opts: ClassifierOptions,
   ) {
-    const [low, high] = checkRange(opts.inputRange ?? [0, 1], 'Classifier: inputRange');
-    if (!Number.isInteger(opts.classes) || opts.classes < 2) throw new Error(`Classifier: classes must be an integer >= 2, got ${opts.classes}`);
-    if (opts.classNames && opts.classNames.length !== opts.classes) {
-      throw new Error(`Classifier: ${opts.classNames.length} class names given for ${opts.classes} classes`);
-    }
+    const [low, high] = checkClassifierOptions(opts);
     const channels = opts.inputShape[0];
-    for (const [name, v] of [['mean', opts.mean], ['std', opts.std]] as const) {
-      if (v && v.length !== channels) throw new Error(`Classifier: ${name} has ${v.length} values for ${channels} channels`);
-    }
-    if (opts.std?.some((s) => !(s > 0))) throw new Error(`Classifier: std values must be positive, got [${opts.std}]`);
     this.inputRange = [low, high];
     this.classes = opts.classes;
     this.classNames = opts.classNames;

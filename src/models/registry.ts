@@ -6,7 +6,7 @@
 import { Generator } from '../engine/index.js';
 import { type Checkpoint, type Json, disposeCheckpoint, loadCheckpointSync } from '../io/index.js';
 import type { ActivationName, Module } from '../nn/index.js';
-import { Classifier, type ClassifierOptions } from './classifier.js';
+import { Classifier, type ClassifierOptions, checkClassifierOptions } from './classifier.js';
 import { MnistCnn } from './mnist-cnn.js';
 import { ResNet } from './resnet.js';
 import { InceptionV3, type InceptionExtraBlocks } from './inception.js';
@@ -41,6 +41,14 @@ export interface ModelSpec {
   classifier: Omit<ClassifierOptions, 'memoryFormat'>;
 }
 
+/**
+ * Largest width multiplier rho (the paper's go up to 2): parameters grow as
+ * rho^2, so at 8 an MNIST CNN has about 14 million and an Inception v3 about
+ * 1.7 billion (7 GB in float32). The bound keeps a typo (1e300) from asking
+ * for layers no memory holds.
+ */
+export const MAX_WIDTH = 8;
+
 /** Every architecture {@link buildClassifier} knows. */
 export const ARCHITECTURES: readonly Architecture[] = ['mnist-cnn', 'resnet', 'inception-v3', ...FOREIGN_FORMATS];
 
@@ -60,6 +68,10 @@ export function inceptionV3Spec(options: ArchitectureOptions = {}, classifier: P
 /** Builds a freshly initialised classifier from a spec. */
 export function buildClassifier(spec: ModelSpec): Classifier {
   const { architecture, options: o, classifier: c } = spec;
+  checkClassifierOptions(c);
+  if (o.width !== undefined && !(typeof o.width === 'number' && o.width > 0 && o.width <= MAX_WIDTH)) {
+    throw new Error(`width (rho) must be a number in (0, ${MAX_WIDTH}], got ${o.width}`);
+  }
   if ((FOREIGN_FORMATS as readonly string[]).includes(architecture)) {
     if (typeof o.file !== 'string') throw new Error(`a ${architecture} model spec needs options.file, the model file its graph comes from`);
     const { module } = loadForeignModule(architecture as ForeignFormat, o.file);

@@ -4,7 +4,6 @@
  * self-contained page: inline SVG charts, tables, explanations) and one PNG per
  * chart beside it (DIR/NAME.png, with its Vega-Lite spec as DIR/NAME.vl.json).
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
 import type { Cell } from '../evaluation/evaluate.js';
@@ -15,6 +14,7 @@ import { CLEAN_SERIES, accuracySpec, activationSpec, capacitySpec, exampleGridSp
 import { type HtmlSection, escapeHtml, htmlFigure, htmlPage, htmlTable, inlineSvg } from './html.js';
 import { type EvalInput, type SweepInput, type TransferInput, readEvalInput, readSweepInput, readTransferInput } from './inputs.js';
 import { renderChart } from './render.js';
+import { makeDirectorySync } from '../io/index.js';
 
 /** Everything a report can show; every list may be empty, but not all of them. */
 export interface ReportInputs {
@@ -195,7 +195,7 @@ export async function buildReport(inputs: ReportInputs, outDir: string, opts: Re
   // Every image of the attack folders is read before anything is written: a bad input leaves no half report.
   const attackGrids: ExampleGrid[][] = [];
   for (const a of attacks) attackGrids.push(await loadExampleGrids(a, { count: opts.examples, data: opts.data }));
-  mkdirSync(outDir, { recursive: true });
+  makeDirectorySync(outDir);
   const figures: ReportFigure[] = [];
   // Section anchors are taken: a chart must not share an id with one.
   const used = new Set<string>(['accuracy', 'transfer', 'capacity', 'activation', 'examples']);

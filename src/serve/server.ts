@@ -13,7 +13,6 @@
  * has a deadline (504). Uploads are checked and decoded in memory; nothing is
  * written to disk except the quick-trained demo models in their cache folder.
  */
-import { mkdirSync } from 'node:fs';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ITERATIVE_METHODS, LABEL_SOURCES, type LabelSource, MAX_ATTACK_STEPS, MAX_EPS, METHOD_NAMES, type MethodName } from '../attacks/index.js';
@@ -26,6 +25,7 @@ import { BusyError, JobError, TimeoutError, WorkerPool, runInOwnWorker } from '.
 import type { AttackTarget, ModelInfo, ModelRef, PreparedImage } from './protocol.js';
 import { type Sample, loadSamples, sampleInfo } from './samples.js';
 import { StaticFiles, defaultWebRoot } from './static.js';
+import { makeDirectorySync } from '../io/index.js';
 
 /** Options of {@link startServer}; each default is given. */
 export interface ServeOptions {
@@ -174,7 +174,7 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
     if (demo.kind === 'train' && demoEntries.length > 0) {
       for (const e of demoEntries) setStatus(e, 'training', `one epoch on ${demo.images} MNIST images into ${demo.dir}`);
       try {
-        mkdirSync(demo.dir, { recursive: true });
+        makeDirectorySync(demo.dir);
         const paths = await runInOwnWorker(
           { type: 'train', dir: demo.dir, images: demo.images },
           {

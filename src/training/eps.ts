@@ -5,7 +5,7 @@
  * robust to that eps alone.
  */
 import { type Generator, rand, scope, truncatedNormal } from '../engine/index.js';
-import { MAX_EPS } from '../attacks/index.js';
+import { checkEps } from '../attacks/index.js';
 import { readNumber } from '../io/numbers.js';
 
 export type EpsSpec =
@@ -17,7 +17,7 @@ export type EpsSpec =
 export const PAPER_EPS: EpsSpec = { kind: 'truncatedNormal', mean: 0, std: 8, low: 0, high: 16 };
 
 function inRange(what: string, v: number): void {
-  if (!Number.isFinite(v) || v < 0 || v > MAX_EPS) throw new Error(`eps ${what} must be a number in [0, ${MAX_EPS}] pixel values, got ${v}`);
+  checkEps(v, `eps ${what}`);
 }
 
 /** Checks a spec; returns it. */

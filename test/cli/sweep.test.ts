@@ -36,7 +36,7 @@ test('advml sweep: activation study and option errors', () => {
   assert.equal(s.study, 'activation');
   assert.deepEqual(s.entries.map((e) => e.activation), ['relu', 'tanh']);
   for (const [args, re] of [
-    [['sweep', '--out', out, '--rho', '0,1'], /--rho values must be positive/],
+    [['sweep', '--out', out, '--rho', '0,1'], /--rho value 1 must be a number in \(0, 8\], got '0'/],
     [['sweep', '--out', out, '--activations', 'gelu'], /unknown activation 'gelu'/],
     [['sweep', '--out', out, '--preset', 'imagenet-paper'], /--preset must be mnist or fashion-mnist/],
   ] as [string[], RegExp][]) {

@@ -24,16 +24,24 @@ test('advml launch --nproc-per-node 2 -- info --json: two workers, each output l
   }
 });
 
-test('advml launch: a failing worker command makes the launcher name the rank, say how it failed and exit non-zero', () => {
-  const r = runCli(['launch', '--nproc-per-node', '2', '--', 'no-such-command']);
+test("advml launch: a failing worker makes the launcher name the rank, how it failed and the worker's own message, and exit non-zero", () => {
+  const r = runCli(['launch', '--nproc-per-node', '2', '--', 'train', '--bogus']);
   assert.equal(r.status, 2, r.stderr);
-  assert.match(r.stderr, /\[rank [01]\] advml: unknown command 'no-such-command'/);
-  assert.match(r.stderr, /advml launch: rank [01] failed \(exit code 2\)/);
+  const message = "advml train: Unknown option '--bogus' (see 'advml train --help')";
+  assert.ok(r.stderr.includes(`] ${message}\n`), r.stderr);
+  const last = r.stderr.trim().split('\n').at(-1) as string;
+  assert.match(last, /^advml launch: rank [01] failed \(exit code 2\): (.*); 2 workers stopped; exit code 2$/);
+  assert.ok(last.includes(`(exit code 2): ${message}; 2 workers`), last);
 });
 
 test('advml launch: usage errors exit 2 with a message naming the option', () => {
   const cases: [string[], RegExp][] = [
-    [['launch', '--nproc-per-node', '2', 'info'], /put the command to run after '--'/],
+    [['launch', '--nproc-per-node', '2', 'info'], /^advml launch: 'info' is not an option of launch; put the command to run after '--'/],
+    // An unknown option is named as such, not taken for the missing '--' ...
+    [['launch', '--nproc-per-node', '2', '--bogus'], /^advml launch: Unknown option '--bogus' \(see 'advml launch --help'\)\n$/],
+    // ... and an option where the command belongs is said to be one, before any worker starts.
+    [['launch', '--nproc-per-node', '2', '--', '--bogus'], /^advml launch: no command after '--': '--bogus' is an option, and the command comes first \(e\.g\. -- train --bogus\); commands: demo, train, /],
+    [['launch', '--nproc-per-node', '2', '--', 'no-such-command'], /^advml launch: unknown command 'no-such-command' after '--'; commands: demo, train, /],
     [['launch', '--', 'info'], /--nproc-per-node is required/],
     [['launch', '--nproc-per-node', '0', '--', 'info'], /--nproc-per-node must be a positive integer, got '0'/],
     [['launch', '--nproc-per-node', '2', '--nnodes', '2', '--', 'info'], /with --nnodes > 1, give --master-addr and --master-port/],

@@ -73,6 +73,19 @@ test('a worker exiting non-zero stops the others (SIGTERM) and is reported with 
   assert.deepEqual(events.filter((e) => e.type === 'signal').map((e) => e.type === 'signal' && [e.rank, e.signal]).sort(), [[0, 'SIGTERM'], [2, 'SIGTERM']]);
 });
 
+test("a failed worker's last stderr lines come with its exit, blank lines left out, the last five kept", async () => {
+  const lines = Array.from({ length: 7 }, (_, i) => `line ${i + 1}`).join('\\n\\n');
+  const result = await launch({
+    command: node, args: script(`if (process.env.RANK === '1') { process.stderr.write('${lines}\\n'); process.exit(2); } else ${sleepForever}`),
+    nprocPerNode: 2, graceMs: 5000,
+  });
+  assert.deepEqual([result.failed?.rank, result.exitCode], [1, 2]);
+  assert.deepEqual(result.failed?.stderrTail, ['line 3', 'line 4', 'line 5', 'line 6', 'line 7']);
+  assert.deepEqual(result.workers[0]?.stderrTail, [], 'the stopped worker wrote nothing');
+  const inherited = await launch({ command: node, args: script('process.exit(4)'), nprocPerNode: 1, stdio: 'inherit' });
+  assert.equal(inherited.failed?.stderrTail, undefined, 'not captured when the workers write to the terminal');
+});
+
 test('a worker killed by a signal is reported with the signal; exit code 128 + its number', async () => {
   const result = await launch({
     command: node, args: script(`if (process.env.RANK === '0') setTimeout(() => process.kill(process.pid, 'SIGKILL'), 100); else ${sleepForever}`),

@@ -77,11 +77,15 @@ describe('out-of-range indices', () => {
 describe('wrong argument types from JavaScript', () => {
   const x = E.ones([2, 2]);
   test('a string or other non-tensor where a tensor is expected', () => {
-    nativeError('add', () => x.add('a' as never), /argument 1 must be a tensor or a number, got a string/);
-    nativeError('mul', () => x.mul({} as never), /argument 1 must be a tensor or a number, got an object/);
-    nativeError('sub', () => x.sub(null as never), /argument 1 must be a tensor or a number, got null/);
-    nativeError('where', () => E.where(x.gt(0), 'yes' as never, 0), /argument 1 must be a tensor or a number, got a string/);
-    nativeError('matmul', () => x.matmul('a' as never), /argument 1 must be a tensor/);
+    // Operands are named as the caller wrote them, not by their position in the op table.
+    nativeError('add', () => x.add('a' as never), /add: other must be a Tensor or a number, got the string 'a'$/);
+    nativeError('mul', () => x.mul({} as never), /mul: other must be a Tensor or a number, got an object$/);
+    nativeError('sub', () => x.sub(null as never), /sub: other must be a Tensor or a number, got null$/);
+    nativeError('clamp', () => x.clamp(0, [1] as never), /clamp: max must be a Tensor or a number, got an array$/);
+    nativeError('where', () => E.where(x.gt(0), 'yes' as never, 0), /where: a must be a Tensor or a number, got the string 'yes'$/);
+    nativeError('matmul', () => x.matmul('a' as never), /matmul: other must be a Tensor, got the string 'a'$/);
+    nativeError('matmul', () => x.matmul({} as never), /matmul: other must be a Tensor, got an object$/);
+    nativeError('matmul', () => x.matmul(undefined as never), /matmul: other must be a Tensor, got undefined$/);
     nativeError('conv2d', () => E.conv2d(E.ones([1, 1, 3, 3]), 'w' as never), /argument 1 must be a tensor/);
     nativeError('cat', () => E.cat([x, 'b' as never]), /argument 0\[1\] must be a tensor/);
   });

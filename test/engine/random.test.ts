@@ -86,6 +86,14 @@ describe('seeded generators', () => {
     assert.throws(() => new Generator(-1), /seed must be a non-negative integer/);
     assert.throws(() => new Generator(1.5), /seed must be a non-negative integer/);
     assert.throws(() => E.manualSeed(-3), /seed must be a non-negative integer/);
+    // Beyond 2^53 the message names the seed and the bound, not the addon's argument 0.
+    const cases: [unknown, string][] = [[2 ** 64, '18446744073709552000'], [1e20, '100000000000000000000'], [2 ** 53, '9007199254740992'], ['3', "the string '3'"]];
+    for (const [seed, shown] of cases) {
+      const expected = (who: string): string => `${who}: seed must be a non-negative integer at most 9007199254740991 (2^53 - 1), got ${shown}`;
+      assert.throws(() => new Generator(seed as number), { message: expected('Generator') });
+      assert.throws(() => E.manualSeed(seed as number), { message: expected('manualSeed') });
+    }
+    assert.equal(new Generator(Number.MAX_SAFE_INTEGER).seed, Number.MAX_SAFE_INTEGER);
   });
 });
 

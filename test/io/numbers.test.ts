@@ -29,7 +29,7 @@ test('bounds and integers, inclusive and exclusive, in the message', () => {
   assert.throws(() => readNumber('255.5', 'eps', { min: 0, max: 255, unit: 'pixel values' }), /^InvalidNumberError: eps must be a number in \[0, 255\] pixel values, got '255.5'$/);
   assert.throws(() => readNumber('1.5', '--limit', { integer: true, min: 1 }), /--limit must be a positive integer, got '1.5'/);
   assert.equal(readNumber('1e2', '--limit', { integer: true, min: 1 }), 100);
-  assert.throws(() => readNumber('1e20', '--limit', { integer: true, min: 1 }), /--limit must be a positive integer, got '1e20'/, 'beyond 2^53 is not a safe integer');
+  assert.throws(() => readNumber('1e20', '--limit', { integer: true, min: 1 }), /^InvalidNumberError: --limit must be a positive integer \(at most 9007199254740991, 2\^53 - 1\), got '1e20'$/, 'beyond 2^53 is not a safe integer');
   assert.throws(() => readNumber('-1', '--seed', { integer: true, min: 0 }), /--seed must be a non-negative integer, got '-1'/);
   assert.throws(() => readNumber('0', '--scale', { greaterThan: 0, max: 8 }), /--scale must be a number in \(0, 8\], got '0'/);
   assert.throws(() => readNumber('1', '--label-smoothing', { min: 0, lessThan: 1 }), /--label-smoothing must be a number in \[0, 1\), got '1'/);

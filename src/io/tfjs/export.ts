@@ -19,14 +19,13 @@
  * method when they have one (MnistCnn does); other graphs (residual
  * networks) are refused with an error naming the module.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Tensor, scope } from '../../engine/index.js';
 import {
   Activation, AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, Identity, Linear, MaxPool2d, type Module,
   Sequential,
 } from '../../nn/index.js';
-import { writeFileAtomicSync } from '../atomic.js';
+import { writeFileAtomicSync, makeDirectorySync } from '../atomic.js';
 import type { JsonObject, ModelJson } from './format.js';
 import { samePadding } from './layers.js';
 import { type NamedWeight, encodeWeights } from './weights.js';
@@ -260,7 +259,7 @@ function kerasShape(s: number[]): number[] {
  */
 export function saveLayersModel(dir: string, model: Module, opts: ExportOptions): string {
   const { modelJson, shards } = exportLayersModel(model, opts);
-  mkdirSync(dir, { recursive: true });
+  makeDirectorySync(dir);
   for (const [name, data] of shards) writeFileAtomicSync(join(dir, name), data);
   const path = join(dir, 'model.json');
   writeFileAtomicSync(path, `${JSON.stringify(modelJson)}\n`);
