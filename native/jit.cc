@@ -109,6 +109,21 @@ Napi::Value jitSave(const Info& info) {
   return Napi::Buffer<uint8_t>::Copy(info.Env(), reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
 }
 
+// jitFreeze(handle): a frozen copy for inference (torch.jit.freeze: weights
+// become constants, batch norm folded into the convolution before it, dropout
+// removed). The module must be in eval mode. Input gradients still flow.
+Napi::Value jitFreeze(const Info& info) {
+  Script& s = scriptAt(info, 0);
+  auto* frozen = new Script();
+  try {
+    frozen->module = torch::jit::freeze(s.module);
+  } catch (...) {
+    delete frozen;
+    throw;
+  }
+  return Napi::External<Script>::New(info.Env(), frozen, [](Napi::Env, Script* p) { delete p; });
+}
+
 // jitMethods(handle): names of the module's methods (forward must be among them).
 Napi::Value jitMethods(const Info& info) {
   Script& s = scriptAt(info, 0);
@@ -134,6 +149,7 @@ void initJit(Napi::Env env, Napi::Object exports) {
   defineOp(env, exports, "jitForward", jitForward);
   defineOp(env, exports, "jitSave", jitSave);
   defineOp(env, exports, "jitMethods", jitMethods);
+  defineOp(env, exports, "jitFreeze", jitFreeze);
 }
 
 }  // namespace advml

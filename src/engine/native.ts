@@ -52,7 +52,7 @@ export type OpName =
   'softmax' | 'softplus' | 'sort' | 'split' | 'sqrt' | 'square' | 'squeeze' | 'stack' | 'std' | 'sub' | 'sum' |
   'tanh' | 'toBuffer' | 'toDevice' | 'toDtype' | 'toString' | 'topk' | 'transpose' | 'uniform_' | 'unsqueeze' |
   'var' | 'where' | 'zero_' | 'zeros' | 'zerosLike'
-  | 'jitLoad' | 'jitFree' | 'jitParameters' | 'jitBuffers' | 'jitTrain' | 'jitForward' | 'jitSave' | 'jitMethods'
+  | 'jitLoad' | 'jitFree' | 'jitParameters' | 'jitBuffers' | 'jitTrain' | 'jitForward' | 'jitSave' | 'jitMethods' | 'jitFreeze'
   | 'distInit' | 'distDestroy' | 'distAllReduce' | 'distAllReduceAutograd' | 'distBroadcast' | 'distAllGather' | 'distBarrier';
 
 /** The op table. Each entry throws an Error whose message starts with the op's name. */

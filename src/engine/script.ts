@@ -16,8 +16,16 @@ export class ScriptModule {
   private handle: ScriptHandle | null;
 
   /** Loads a module from the bytes of a `torch.jit.save` file (errors start with 'jitLoad:'). */
-  constructor(bytes: Uint8Array) {
-    this.handle = native.jitLoad(bytes) as ScriptHandle;
+  constructor(bytes: Uint8Array | ScriptHandle) {
+    this.handle = bytes instanceof Uint8Array ? (native.jitLoad(bytes) as ScriptHandle) : bytes;
+  }
+
+  /**
+   * A frozen copy for inference (torch.jit.freeze: weights as constants, batch
+   * norm folded into convolutions, dropout gone); this module must be in eval mode.
+   */
+  freeze(): ScriptModule {
+    return new ScriptModule(native.jitFreeze(this.h) as ScriptHandle);
   }
 
   private get h(): NativeArg {

@@ -5,13 +5,13 @@
  * caller (the CLI's --input-range, --mean, ... options), from a model card
  * (`NAME.card.json` beside the file, the same fields as JSON), and from what
  * the file itself declares (ONNX input and output shapes, the first
- * convolution's channels), in that order. Classes not declared anywhere are counted from
- * one forward pass.
+ * convolution's channels), in that order. Classes not declared anywhere are
+ * counted from one forward pass.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { noGrad, scope, zeros } from '../engine/index.js';
-import { writeFileAtomicSync } from '../io/index.js';
+import { readRegularFileSync, writeFileAtomicSync } from '../io/index.js';
 import type { Module } from '../nn/index.js';
 import { Classifier, type ClassifierOptions } from './classifier.js';
 import { type ForeignFormat, type ForeignModule, foreignFormatOf, loadForeignModule } from './foreign.js';
@@ -22,7 +22,6 @@ export type InputContract = Omit<ClassifierOptions, 'memoryFormat'>;
 
 /** A contract in parts, as a caller or a model card gives it; `inputSize` is [H, W] when the channels come from the model. */
 export type PartialContract = Partial<InputContract> & { inputSize?: [number, number] };
-
 
 /** The model card beside a model file: `model.pt` -> `model.card.json`. */
 export function modelCardPath(path: string): string {
@@ -53,8 +52,13 @@ function parseJson(text: string, file: string): unknown {
   }
 }
 
+/** A small text file beside a model (a card, class names), read without blocking on a FIFO or reading a device. */
+function readSmallText(file: string, what: string): string {
+  return readRegularFileSync(file, { maxBytes: 16 << 20, what }).toString('utf8');
+}
+
 function parseJsonFile(file: string): unknown {
-  return parseJson(readFileSync(file, 'utf8'), file);
+  return parseJson(readSmallText(file, 'model card'), file);
 }
 
 /** Writes the model card of `model` beside `path` (atomically), so the file loads with its contract. */
@@ -66,7 +70,7 @@ export function writeModelCard(path: string, model: Classifier): string {
 
 /** Class names from a text file, one a line (blank lines at the end ignored), or a JSON array of strings. */
 export function readClassNames(file: string): string[] {
-  const text = readFileSync(file, 'utf8');
+  const text = readSmallText(file, 'class names file');
   if (text.trimStart().startsWith('[')) {
     const names = parseJson(text, file);
     if (!Array.isArray(names) || !names.every((n) => typeof n === 'string')) throw new Error(`${file}: expected a JSON array of class names`);
@@ -93,7 +97,8 @@ export function classifierFor(module: Module, given: PartialContract, source: st
   let classes = given.classes ?? given.classNames?.length ?? declared.declaredClasses;
   if (classes === undefined) classes = countClasses(module, inputShape, source);
   const { inputSize: _size, ...contract } = given;
-  return new Classifier(module, { ...contract, inputShape, classes, memoryFormat: 'contiguous' });
+  // Channels-last like the zoo: oneDNN's convolutions run fastest on it (docs/engine.md).
+  return new Classifier(module.toMemoryFormat('channelsLast'), { ...contract, inputShape, classes });
 }
 
 /** The width of the module's output for one blank image in inference mode. */
@@ -131,7 +136,10 @@ export async function loadModel(path: string, contract: PartialContract = {}): P
 
 /** A foreign model file with the card beside it and `contract` over it, as an inference-mode classifier. */
 export function loadForeign(path: string, format: ForeignFormat, contract: PartialContract = {}): Classifier {
-  const given = { ...readModelCard(path), ...contract };
+  const card = readModelCard(path);
+  const given: PartialContract = { ...card, ...contract };
+  // A size given by the caller overrides the card's, keeping the card's channels.
+  if (contract.inputSize && !contract.inputShape && card.inputShape) given.inputShape = [card.inputShape[0], ...contract.inputSize];
   const { module, ...declared } = loadForeignModule(format, path);
   try {
     const model = classifierFor(module, given, path, declared);
@@ -139,7 +147,8 @@ export function loadForeign(path: string, format: ForeignFormat, contract: Parti
     return model;
   } catch (e) {
     module.dispose();
-    throw e;
+    const message = (e as Error).message;
+    throw message.startsWith(path) ? e : new Error(`${path}: ${message}`, { cause: e });
   }
 }
 

@@ -75,7 +75,7 @@ export function buildClassifier(spec: ModelSpec): Classifier {
   if ((FOREIGN_FORMATS as readonly string[]).includes(architecture)) {
     if (typeof o.file !== 'string') throw new Error(`a ${architecture} model spec needs options.file, the model file its graph comes from`);
     const { module } = loadForeignModule(architecture as ForeignFormat, o.file);
-    return new Classifier(module, { ...c, memoryFormat: 'contiguous' });
+    return new Classifier(module.toMemoryFormat('channelsLast'), c);
   }
   const generator = o.seed === undefined ? undefined : new Generator(o.seed);
   const common = {

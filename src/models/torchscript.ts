@@ -7,9 +7,9 @@
  * own tensors: a step of advml's optimizer is a step of the TorchScript model,
  * and `saveTorchScript` writes it back with the trained weights.
  */
-import { ScriptModule, type Tensor, manualSeed, randint, scope } from '../engine/index.js';
+import { ScriptModule, type Tensor, manualSeed, randint, scope, stateStamp } from '../engine/index.js';
 import { checkZipArchive, readRegularFileSync, writeFileAtomicSync } from '../io/index.js';
-import { Module } from '../nn/index.js';
+import { Module, parametersFrozen } from '../nn/index.js';
 
 /** One level of the module tree, holding what the JIT module has at that path. */
 class ScriptScope extends Module {
@@ -28,10 +28,20 @@ class ScriptScope extends Module {
   }
 }
 
+/**
+ * Frozen passes on unchanged weights before a frozen copy is made: freezing
+ * costs about as much as a few passes, so a model whose weights change every
+ * step or two (adversarial examples inside training) keeps running unfrozen,
+ * while evaluation and iterative attacks get the frozen copy at once.
+ */
+const FREEZE_AFTER = 3;
+
 /** A TorchScript model; `forward` runs the JIT module in this module's training mode. */
 export class TorchScriptModule extends ScriptScope {
   private readonly script: ScriptModule;
   private scriptTraining: boolean | null = null;
+  private frozen: { stamp: string; script: ScriptModule } | null = null;
+  private pending = { stamp: '', calls: 0 };
 
   /** Loads the module from the bytes of a .pt file; `source` names it in errors. */
   constructor(bytes: Uint8Array, source = 'TorchScript module') {
@@ -65,8 +75,34 @@ export class TorchScriptModule extends ScriptScope {
     // The JIT's dropout draws from libtorch's global stream, which takes no
     // generator: in a run with its own dropout stream, that stream seeds it
     // before every training pass, so the masks follow the run's seed and rank.
+    if (!this.training && parametersFrozen()) {
+      const frozen = this.frozenScript();
+      if (frozen) return frozen.forward(x);
+    }
     if (this.training && this.dropoutGenerator) manualSeed(scope(() => randint(0, 2 ** 31, [1], { generator: this.dropoutGenerator }).item()));
     return this.script.forward(x);
+  }
+
+  /**
+   * The frozen copy (torch.jit.freeze: batch norm folded into convolutions,
+   * weights as constants) for the current weights, made once they have stayed
+   * the same for FREEZE_AFTER frozen passes; null until then. Any in-place
+   * write to a weight or buffer (an optimizer step, loadStateDict) changes
+   * the stamp and retires the copy.
+   */
+  private frozenScript(): ScriptModule | null {
+    const stamp = stateStamp([...this.stateDict().values()]).join(',');
+    if (this.frozen?.stamp === stamp) return this.frozen.script;
+    if (this.pending.stamp !== stamp) this.pending = { stamp, calls: 0 };
+    if (++this.pending.calls < FREEZE_AFTER) return null;
+    this.releaseCaches();
+    this.frozen = { stamp, script: this.script.freeze() };
+    return this.frozen.script;
+  }
+
+  protected override releaseCaches(): void {
+    this.frozen?.script.free();
+    this.frozen = null;
   }
 
   /** The model with its current weights, in torch.jit.save's format. */

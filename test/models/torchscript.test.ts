@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { Generator, type Tensor, crossEntropy, grad, memory, noGrad, rand, scope, setNumThreads } from '../../src/index.js';
 import { loadSafetensorsSync } from '../../src/io/index.js';
 import { type TorchScriptModule, loadTorchScript, saveTorchScript } from '../../src/models/index.js';
+import { withFrozenParameters } from '../../src/nn/index.js';
 import { SGD } from '../../src/optim/index.js';
 import { PYTHON, hasTorch, runPython } from '../helpers/python.js';
 
@@ -154,4 +155,40 @@ test('dropout inside a TorchScript model follows the dropout stream it is given 
   assert.notDeepEqual(run(6), a, 'another stream gives other masks');
   assert.notDeepEqual(a.slice(0, 80), a.slice(80), 'consecutive passes draw new masks');
   x.dispose();
+});
+
+test('frozen passes switch to a frozen copy (batch norm folded) with the same logits and input gradients; a weight change retires it', { skip: noTorch }, () => {
+  const ref = loadSafetensorsSync(join(dir, 'resnet18.ref.safetensors')).tensors;
+  const model = load('resnet18.pt').eval();
+  try {
+    const pass = (): { logits: Tensor; g: Tensor } => withFrozenParameters(() => scope(() => {
+      const x = ref.get('x')!.detach().requiresGrad_(true);
+      const logits = model.forward(x);
+      const [g] = grad(logits.mul(ref.get('w')!).sum(), x);
+      return { logits: logits.detach().keep(), g: g!.keep() };
+    }));
+    const passes = [pass(), pass(), pass(), pass()];
+    for (const [i, p] of passes.entries()) {
+      assert.ok(maxAbs(p.logits, ref.get('logits')!) < 1e-4, `pass ${i}: logits`);
+      assert.ok(maxRel(p.g, ref.get('grad')!) < 1e-4, `pass ${i}: input gradient`);
+    }
+    // The frozen copy folds batch norm: its rounding differs from the unfolded passes'.
+    assert.ok(maxAbs(passes[3]!.logits, passes[0]!.logits) > 0, 'the fourth pass ran the frozen copy');
+    // An optimizer step changes the weights: frozen passes follow them at once.
+    const opt = new SGD(model.parameters(), 0.5, { momentum: 0 });
+    scope(() => crossEntropy(model.forward(ref.get('x')!), ref.get('y')!).backward());
+    opt.step();
+    opt.dispose();
+    // Gradients on and parameters not frozen: the JIT module itself.
+    const unfrozen = scope(() => model.forward(ref.get('x')!).detach().keep());
+    const again = [pass(), pass(), pass(), pass()];
+    for (const [i, p] of again.entries()) {
+      assert.ok(maxAbs(p.logits, unfrozen) < 1e-4, `pass ${i} after the step follows the new weights`);
+    }
+    assert.ok(maxAbs(again[3]!.logits, ref.get('logits')!) > 1e-3, 'and they are not the old weights');
+    for (const t of [...passes, ...again].flatMap((p) => [p.logits, p.g]).concat(unfrozen)) t.dispose();
+  } finally {
+    model.dispose();
+    for (const t of ref.values()) t.dispose();
+  }
 });
