@@ -230,6 +230,8 @@ OP(slice, at::slice(T(0), I(1), I(2), I(3), I(4)))
 OP(indexSelect, at::index_select(T(0), I(1), T(2)))
 OP(gather, at::gather(T(0), I(1), T(2)))
 OP(scatter, at::scatter(T(0), I(1), T(2), T(3)))
+// Rows `index` of a copy of the tensor replaced by `source`: attacks merge back the images still being attacked.
+OP(indexCopy, at::index_copy(T(0), I(1), T(2), T(3)))
 // libtorch 1.13 reads a non-bool mask's bytes as booleans (a float mask of
 // ones filled nothing); later versions refuse it, and so do we.
 Napi::Value op_maskedFill(const Info& info) {
@@ -303,7 +305,7 @@ void initOps(Napi::Env env, Napi::Object exports) {
   REG(mseLoss); REG(klDiv); REG(oneHot);
   REG(reshape); REG(permute); REG(transpose); REG(flatten); REG(unsqueeze); REG(expand);
   REG(repeat); REG(flip); REG(squeeze); REG(contiguous); REG(copyInFormat); REG(cat); REG(stack); REG(narrow);
-  REG(select); REG(slice); REG(indexSelect); REG(gather); REG(scatter); REG(maskedFill);
+  REG(select); REG(slice); REG(indexSelect); REG(gather); REG(scatter); REG(indexCopy); REG(maskedFill);
   REG(maskedSelect); REG(chunk); REG(split);
   REG(toDtype); REG(toDevice); REG(clone); REG(detach);
   REG(add_); REG(mul_); REG(div_); REG(addcmul_); REG(addcdiv_); REG(lerp_); REG(copy_);

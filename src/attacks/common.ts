@@ -13,6 +13,16 @@ export type Norm = 'linf' | 'l2' | 'l1';
 /** eps in the paper's pixel units (0-255): one number, one per image, or a tensor [N]. */
 export type Eps = number | number[] | Tensor;
 
+/** Progress of one attack on one batch. */
+export interface AttackProgress {
+  attack: string;
+  /** Iterations (or queries) done and planned. */
+  step: number;
+  steps: number;
+  /** Images still being attacked (not yet broken). */
+  active: number;
+}
+
 /** Options every attack takes. */
 export interface AttackOptions {
   /** Perturbation size in pixel units (0-255), one value or one per image. */
@@ -31,31 +41,44 @@ export interface AttackOptions {
    * shows that attacks find the same accuracy either way.
    */
   precision?: Precision;
+  /** Called as the attack goes (after each iteration of an iterative attack); may throw to cancel. */
+  onProgress?: (p: AttackProgress) => void;
 }
 
 /** Precision of attacks and evaluation when none is given. */
 export const DEFAULT_ATTACK_PRECISION: Precision = 'auto';
 
-/** Largest eps accepted, in pixel units: the whole range. */
+/** Largest L-inf eps accepted, in pixel units: the whole range. */
 export const MAX_EPS = 255;
 
+/**
+ * The largest eps that means anything in `norm` for images of `size` values:
+ * the whole range in every value (255 in L-inf, 255 sqrt(size) in L2,
+ * 255 size in L1). Without a size, L2 and L1 eps are bounded only by being finite.
+ */
+export function maxEpsFor(norm: Norm = 'linf', size?: number): number {
+  if (norm === 'linf') return MAX_EPS;
+  if (size === undefined) return Number.POSITIVE_INFINITY;
+  return norm === 'l2' ? MAX_EPS * Math.sqrt(size) : MAX_EPS * size;
+}
+
 /** Checks one eps value in pixel units; returns it. Every eps the toolkit takes is checked here. */
-export function checkEps(v: unknown, name = 'eps'): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > MAX_EPS) {
-    throw new Error(`${name} must be a number in [0, ${MAX_EPS}] pixel values, got ${describeValue(v)}`);
+export function checkEps(v: unknown, name = 'eps', norm: Norm = 'linf', size?: number): number {
+  const max = maxEpsFor(norm, size);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > max) {
+    const bound = Number.isFinite(max) ? `[0, ${Number(max.toPrecision(6))}]` : 'a finite number >= 0 in';
+    throw new Error(`${name} must be ${Number.isFinite(max) ? 'a number in ' : ''}${bound} pixel values${norm === 'linf' ? '' : ` (${norm})`}, got ${describeValue(v)}`);
   }
   return v;
 }
 
-/**
- * Checks eps and returns it in the classifier's input units as a tensor
- * [N, 1, 1, 1] (broadcasts over each image), with the largest value in pixel units.
- */
-export function epsTensor(model: Classifier, x: Tensor, eps: Eps, name = 'eps'): { eps: Tensor; maxPixels: number } {
+/** Checks eps for the batch x and returns it in pixel units, one value per image. */
+export function epsPixels(x: Tensor, eps: Eps, name = 'eps', norm: Norm = 'linf'): number[] {
   const n = x.shape[0] as number;
+  const size = x.size / Math.max(n, 1);
   let values: number[];
   if (typeof eps === 'number') {
-    values = new Array<number>(n).fill(checkEps(eps, name));
+    values = new Array<number>(n).fill(checkEps(eps, name, norm, size));
   } else if (Array.isArray(eps)) {
     values = eps;
   } else if (eps instanceof Tensor) {
@@ -66,8 +89,17 @@ export function epsTensor(model: Classifier, x: Tensor, eps: Eps, name = 'eps'):
     throw new Error(`${name} must be a number in [0, ${MAX_EPS}] pixel values, an array of them (one per image) or a Tensor [N], got ${describeValue(eps)}`);
   }
   if (values.length !== n) throw new Error(`${name} has ${values.length} values for a batch of ${n} images`);
-  if (typeof eps !== 'number') values.forEach((v, i) => checkEps(v, `${name}[${i}]`));
-  const scaled = tensor(Float64Array.from(values, (v) => v * model.pixelScale), { shape: [n, 1, 1, 1], dtype: x.dtype });
+  if (typeof eps !== 'number') values.forEach((v, i) => checkEps(v, `${name}[${i}]`, norm, size));
+  return values;
+}
+
+/**
+ * Checks eps and returns it in the classifier's input units as a tensor
+ * [N, 1, 1, 1] (broadcasts over each image), with the largest value in pixel units.
+ */
+export function epsTensor(model: Classifier, x: Tensor, eps: Eps, name = 'eps', norm: Norm = 'linf'): { eps: Tensor; maxPixels: number } {
+  const values = epsPixels(x, eps, name, norm);
+  const scaled = tensor(Float64Array.from(values, (v) => v * model.pixelScale), { shape: [values.length, 1, 1, 1], dtype: x.dtype });
   return { eps: scaled, maxPixels: Math.max(0, ...values) };
 }
 

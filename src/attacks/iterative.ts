@@ -20,8 +20,6 @@ export interface IterativeOptions extends AttackOptions {
   steps?: number;
   /** Label source; each method has its own default. */
   label?: LabelSource;
-  /** Called after every step with the step index (0-based): progress and early inspection. */
-  onStep?: (step: number, xAdv: Tensor) => void;
 }
 
 /**
@@ -39,6 +37,7 @@ export function paperSteps(epsPixels: number): number {
 }
 
 interface LoopSpec {
+  name: string;
   label: LabelSource;
   sense: 1 | -1;
   norm: Norm;
@@ -57,7 +56,7 @@ function checkCount(name: string, v: number, integer: boolean): void {
 function iterate(model: Classifier, x: Tensor, spec: LoopSpec, opts: IterativeOptions): Tensor {
   checkInputs(model, x, opts);
   return scope(() => {
-    const { eps, maxPixels } = epsTensor(model, x, opts.eps);
+    const { eps, maxPixels } = epsTensor(model, x, opts.eps, 'eps', spec.norm);
     const steps = opts.steps ?? spec.defaultSteps(maxPixels);
     checkCount('steps', steps, true);
     const alphaPixels = opts.alpha ?? spec.defaultAlpha(maxPixels, steps);
@@ -94,7 +93,7 @@ function iterate(model: Classifier, x: Tensor, spec: LoopSpec, opts: IterativeOp
           });
           if (xAdv !== clean) xAdv.dispose();
           xAdv = next;
-          opts.onStep?.(i, xAdv);
+          opts.onProgress?.({ attack: spec.name, step: i + 1, steps, active: x.shape[0] as number });
         }
       } finally {
         velocity?.dispose();
@@ -108,12 +107,12 @@ const paperAlpha = (): number => 1;
 
 /** Basic iterative method (the paper's "basic iter."): alpha 1 pixel, min(eps + 4, 1.25 eps) steps, true label. */
 export function basicIter(model: Classifier, x: Tensor, opts: IterativeOptions): Tensor {
-  return iterate(model, x, { label: 'true', sense: 1, norm: 'linf', randomStart: false, momentum: null, defaultAlpha: paperAlpha, defaultSteps: paperSteps }, opts);
+  return iterate(model, x, { name: 'basic-iter', label: 'true', sense: 1, norm: 'linf', randomStart: false, momentum: null, defaultAlpha: paperAlpha, defaultSteps: paperSteps }, opts);
 }
 
 /** Iterative least-likely class method ("iter. l.l."): descends towards y_LL chosen on the clean image. */
 export function iterLL(model: Classifier, x: Tensor, opts: IterativeOptions): Tensor {
-  return iterate(model, x, { label: 'leastLikely', sense: -1, norm: 'linf', randomStart: false, momentum: null, defaultAlpha: paperAlpha, defaultSteps: paperSteps }, opts);
+  return iterate(model, x, { name: 'iter-ll', label: 'leastLikely', sense: -1, norm: 'linf', randomStart: false, momentum: null, defaultAlpha: paperAlpha, defaultSteps: paperSteps }, opts);
 }
 
 export interface PgdOptions extends IterativeOptions {
@@ -124,7 +123,7 @@ export interface PgdOptions extends IterativeOptions {
 /** PGD: a uniform random start in the ball, then projected steps; defaults 10 steps of 2.5 eps / 10. */
 export function pgd(model: Classifier, x: Tensor, opts: PgdOptions): Tensor {
   return iterate(model, x, {
-    label: 'true', sense: 1, norm: opts?.norm ?? 'linf', randomStart: true, momentum: null,
+    name: 'pgd', label: 'true', sense: 1, norm: opts?.norm ?? 'linf', randomStart: true, momentum: null,
     defaultAlpha: (e, s) => (2.5 * e) / Math.max(s, 1), defaultSteps: () => 10,
   }, opts);
 }
@@ -139,7 +138,7 @@ export function miFgsm(model: Classifier, x: Tensor, opts: MomentumOptions): Ten
   const decay = opts?.decay ?? 1;
   checkCount('decay', decay, false);
   return iterate(model, x, {
-    label: 'true', sense: 1, norm: 'linf', randomStart: false, momentum: decay,
+    name: 'mi-fgsm', label: 'true', sense: 1, norm: 'linf', randomStart: false, momentum: decay,
     defaultAlpha: (e, s) => e / Math.max(s, 1), defaultSteps: () => 10,
   }, opts);
 }

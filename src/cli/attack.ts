@@ -4,13 +4,12 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { Generator, type Precision, type Tensor, noGrad, scope } from '../engine/index.js';
+import { type Tensor, noGrad, scope } from '../engine/index.js';
 import * as A from '../attacks/index.js';
 import { tensorToPng, writeFileAtomicSync, makeDirectorySync } from '../io/index.js';
 import type { Classifier } from '../models/index.js';
 import { type Command, STEPS_HELP, UsageError, nonNegativeInt, parseOptions, positiveInt, stepsOption } from './command.js';
-import { CONTRACT_HELP, CONTRACT_OPTIONS, loadModel, openData, parseEpsList, parseMethods, parsePrecision } from './common.js';
-import { labelSourceOf } from '../evaluation/index.js';
+import { CONTRACT_HELP, CONTRACT_OPTIONS, loadModel, openData, parseEpsList, parseMethods, parseNorm, parsePrecision } from './common.js';
 
 interface Result {
   method: string;
@@ -38,7 +37,9 @@ ${CONTRACT_HELP}
   --limit N         number of images, from the start of the split (default 16)
   --method LIST     comma-separated methods (default fgsm); one of:
                     ${A.METHOD_NAMES.join(', ')}
-  --eps LIST        comma-separated eps in pixel units 0-255 (default 2,4,8,16)
+  --eps LIST        comma-separated eps in pixel units (default 2,4,8,16): 0-255
+                    in L-inf; the L2 or L1 size with --norm
+  --norm N          linf (default), l2 or l1, for the methods that take a norm
   --label SOURCE    label source for gradient methods: true, predicted, leastLikely,
                     random (default: each method's own)
   --seed N          seed for random methods and targets (default 0)
@@ -57,6 +58,7 @@ ${CONTRACT_HELP}
       limit: { type: 'string' },
       method: { type: 'string', default: 'fgsm' },
       eps: { type: 'string', default: '2,4,8,16' },
+      norm: { type: 'string' },
       label: { type: 'string' },
       seed: { type: 'string' },
       steps: { type: 'string' },
@@ -74,7 +76,9 @@ ${CONTRACT_HELP}
     if (label !== undefined && !A.LABEL_SOURCES.includes(label)) {
       throw new UsageError(`advml attack: --label must be one of ${A.LABEL_SOURCES.join(', ')}, got '${label}'`);
     }
-    const epsList = parseEpsList(o.eps, 'attack');
+    const norm = o.norm === undefined ? undefined : parseNorm(o.norm, 'attack');
+    const epsList = parseEpsList(o.eps, 'attack', norm);
+    for (const m of methods) if (norm !== undefined && A.attackSpec(m).options.includes('norm') && !A.attackSpec(m).norms.includes(norm)) throw new UsageError(`advml attack: ${m} works in ${A.attackSpec(m).norms.join(', ')}, not ${norm}`);
     const limit = positiveInt('attack', 'limit', o.limit, 16);
     const batch = positiveInt('attack', 'batch', o.batch, 128);
     const seed = nonNegativeInt('attack', 'seed', o.seed, 0);
@@ -89,7 +93,7 @@ ${CONTRACT_HELP}
     try {
       for (const m of methods) {
         for (const e of epsList) {
-          results.set(key(m, e), { method: m, eps: e, labelSource: labelSourceOf(m, label), accuracy: 0, perImage: [] });
+          results.set(key(m, e), { method: m, eps: e, labelSource: A.labelSourceOf(m, label), accuracy: 0, perImage: [] });
         }
       }
       const n = Math.min(limit, data.dataset.length);
@@ -105,9 +109,9 @@ ${CONTRACT_HELP}
             const clean = predict(model, x);
             cleanCorrect += clean.eq(y).sum().item();
             seen += y.shape[0] as number;
+            const advs = A.attackGrid(model, x, y, methods, epsList, { label, seed, precision, steps, norm });
             for (const m of methods) {
-              const advs = adversarial(model, x, y, m, epsList, label, seed, precision, steps);
-              epsList.forEach((e, i) => record(results.get(key(m, e)) as Result, model, x, y, b.indices, clean, advs[i] as Tensor, o.out as string, !o['no-images']));
+              epsList.forEach((e, i) => record(results.get(key(m, e)) as Result, model, x, y, b.indices, clean, (advs.get(m) as Tensor[])[i] as Tensor, o.out as string, !o['no-images']));
             }
           });
         } finally {
@@ -141,14 +145,6 @@ ${CONTRACT_HELP}
 
 function predict(model: Classifier, x: Tensor): Tensor {
   return noGrad(() => scope(() => model.logits(x).argmax(1)));
-}
-
-/** Adversarial batches for one method and every eps: the grid for one-step methods, a loop otherwise. */
-function adversarial(model: Classifier, x: Tensor, y: Tensor, method: string, epsList: number[], label: A.LabelSource | undefined, seed: number, precision: Precision, steps: number | undefined): Tensor[] {
-  const oneStep = (A.ONE_STEP_METHODS as Record<string, A.OneStepMethod>)[method];
-  if (oneStep) return A.oneStepGrid(model, x, [oneStep], { eps: epsList, y, label, seed, precision }).get(method) as Tensor[];
-  const run = A.attackByName(method);
-  return epsList.map((eps) => run(model, x, { eps, y, label, generator: new Generator(seed), precision, steps }));
 }
 
 function record(r: Result, model: Classifier, x: Tensor, y: Tensor, indices: number[], clean: Tensor, adv: Tensor, out: string, images: boolean): void {

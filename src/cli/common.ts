@@ -64,10 +64,18 @@ function firstN(d: Dataset, n: number): Dataset {
   return { length: n, classNames: d.classNames, range: d.range, get: (indices, o) => d.get(indices, o) };
 }
 
-/** Parses a comma-separated eps list in pixel units (spaces after commas allowed). */
-export function parseEpsList(text: string, command: string): number[] {
+/** Parses a comma-separated eps list in pixel units (spaces after commas allowed); L2 and L1 eps may exceed 255. */
+export function parseEpsList(text: string, command: string, norm: A.Norm = 'linf'): number[] {
   const parts = text.split(',');
-  return parts.map((s, i) => numberOption(command, parts.length === 1 ? 'eps' : `eps value ${i + 1}`, s.trim(), { min: 0, max: A.MAX_EPS, unit: 'pixel values' }));
+  const max = A.maxEpsFor(norm);
+  return parts.map((s, i) => numberOption(command, parts.length === 1 ? 'eps' : `eps value ${i + 1}`, s.trim(), { min: 0, max: Number.isFinite(max) ? max : undefined, unit: 'pixel values' }));
+}
+
+/** Parses --norm. */
+export function parseNorm(text: string | undefined, command: string): A.Norm {
+  if (text === undefined) return 'linf';
+  if (text !== 'linf' && text !== 'l2' && text !== 'l1') throw new UsageError(`advml ${command}: --norm must be linf, l2 or l1, got '${text}'`);
+  return text;
 }
 
 /** Parses a comma-separated method list ('all' for every method). */

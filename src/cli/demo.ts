@@ -11,8 +11,8 @@ import { type EvalResult, evaluate } from '../evaluation/index.js';
 import { writeFileAtomicSync, makeDirectorySync } from '../io/index.js';
 import { buildClassifier } from '../models/index.js';
 import { PRESETS, type TrainConfig, runTraining } from '../training/index.js';
-import { type Command, UsageError, parseOptions, positiveInt } from './command.js';
-import { loadDataset } from './common.js';
+import { type Command, parseOptions, positiveInt } from './command.js';
+import { loadDataset, parseEpsList } from './common.js';
 import { progressBar } from './progress.js';
 
 export const demo: Command = {
@@ -43,8 +43,7 @@ Options:
     const epochs = positiveInt('demo', 'epochs', o.epochs, 1);
     const trainImages = positiveInt('demo', 'train-images', o['train-images'], 60000);
     const evalImages = positiveInt('demo', 'eval-images', o['eval-images'], 1000);
-    const eps = o.eps.split(',').map(Number);
-    if (eps.some((e) => !Number.isFinite(e) || e < 0 || e > A.MAX_EPS)) throw new UsageError(`advml demo: --eps must be numbers in [0, 255], got '${o.eps}'`);
+    const eps = parseEpsList(o.eps, 'demo');
     makeDirectorySync(o.out);
     const preset = PRESETS.mnist!;
     const train = loadDataset('mnist', 'train', trainImages);

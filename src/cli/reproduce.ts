@@ -7,7 +7,7 @@
 import { dirname, join } from 'node:path';
 import * as A from '../attacks/index.js';
 import { resolvePrecision } from '../engine/index.js';
-import { type Cell, type EvalResult, type TransferCell, evaluate, transferMatrix } from '../evaluation/index.js';
+import { type Cell, type EvalResult, type TransferCell, type TransferEvidence, audit, evaluate, proportion, transferMatrix } from '../evaluation/index.js';
 import { writeFileAtomicSync, makeDirectorySync } from '../io/index.js';
 import { type Classifier, buildClassifier } from '../models/index.js';
 import { DEFAULT_TRAINING_PRECISION, type EpsSpec, PRESETS, type Preset, runTraining } from '../training/index.js';
@@ -133,7 +133,8 @@ async function runDataset(d: DatasetName, o: { epochs: number; trainImages: numb
     const leakEps = eps[eps.length - 1] as number;
     const fgsmT = await fit('fgsm-true', `FGSM (true label) adversarial training at eps ${leakEps}`, 1, k, 'fgsm', 'true', leakEps);
 
-    const methods: A.MethodName[] = ['fgsm', 'step-ll', 'basic-iter', 'iter-ll'];
+    // R+Step-LL beside step l.l.: the audit's one-step masking check compares them.
+    const methods: A.MethodName[] = ['fgsm', 'step-ll', 'r-step-ll', 'basic-iter', 'iter-ll'];
     const ev = async (t: Trained): Promise<EvalResult> => {
       const bar = progressBar(`${d} eval ${t.name}`);
       const r = await evaluate(t.model, test, { methods, eps, onProgress: bar.update });
@@ -144,7 +145,8 @@ async function runDataset(d: DatasetName, o: { epochs: number; trainImages: numb
     const rStep = await ev(stepll);
     const rFgsm = await ev(fgsmT);
     const bar = progressBar(`${d} transfer`);
-    const transfer = await transferMatrix(new Map([[plain.name, plain.model], [plain2.name, plain2.model]]), test, {
+    // The step-l.l. model is a target too: the audit checks that white-box attacks beat examples transferred to it.
+    const transfer = await transferMatrix(new Map([[plain.name, plain.model], [plain2.name, plain2.model], [stepll.name, stepll.model]]), test, {
       methods: ['fgsm', 'step-ll', 'basic-iter', 'iter-ll'], eps, samples: o.evalImages, onProgress: bar.update,
     });
     bar.done();
@@ -176,6 +178,10 @@ async function runDataset(d: DatasetName, o: { epochs: number; trainImages: numb
     const leakCell = cell(rFgsm, 'fgsm', leakEps);
     const f4 = leakCell.labelLeaking && !eps.some((e) => cell(rStep, 'step-ll', e).aboveClean);
     const verdict = (ok: boolean): string => (ok ? '**reproduced**' : '**not reproduced**');
+    // The audit of the step-l.l. model, with the examples transferred to it from the plain model.
+    const transferred: TransferEvidence[] = transfer.filter((c) => c.source === plain.name && c.target === stepll.name)
+      .map((c) => ({ source: c.source, method: c.method, eps: c.eps, top1: proportion(c.n - c.targetErrors, c.n) }));
+    const stepAudit = audit(rStep.cells, rStep.suite, rStep.probes, transferred);
     lines.push('', '### Findings', '');
     lines.push(`1. One-step adversarial training gives robustness to one-step attacks at a small clean cost: ${verdict(f1)}. ` +
       `Criterion: step l.l. accuracy of the step-l.l.-trained model above the plain model's beyond both intervals at some eps, and clean accuracy lower by at most 1.5 points. ` +
@@ -187,9 +193,15 @@ async function runDataset(d: DatasetName, o: { epochs: number; trainImages: numb
     for (const e of eps) lines.push(`   | ${e} | ${['fgsm', 'step-ll', 'basic-iter', 'iter-ll'].map((m) => `${pct(tr(m, e).transferRate.value)} (error ${pct(tr(m, e).errorRate.value)})`).join(' | ')} |`);
     lines.push(`4. Label leaking with FGSM (true label) training, not with step l.l.: ${verdict(f4)}. Criterion: the FGSM-trained model evaluated with FGSM at eps ${leakEps} is flagged (adversarial accuracy above clean beyond the paired interval: ` +
       `${ci(leakCell.top1)} vs clean ${ci(rFgsm.clean.top1)}), and the step-l.l.-trained model evaluated with step l.l. is flagged at no eps.`, '');
+    lines.push('### Gradient-masking audit of the step-l.l. model', '',
+      `The audit (docs/evaluation.md) of the step-l.l.-trained model, with the examples transferred to it from the plain model: ${stepAudit.flagged ? '**flagged**' : '**no flag fired**'}. ` +
+      'One-step adversarial training is known to mask gradients: a random step before step l.l. (R+Step-LL), or examples transferred from another model, can beat step l.l. itself.', '',
+      '| check | status | evidence |', '|---|---|---|');
+    for (const c of stepAudit.checks) lines.push(`| ${c.id} | ${c.status === 'fired' ? '**fired**' : c.status} | ${c.evidence.replaceAll('|', '/')} |`);
+    lines.push('');
     return {
       markdown: lines.join('\n'),
-      json: { plain: rPlain, stepLL: rStep, fgsmTrue: rFgsm, transfer, findings: { f1, f2, f3, f4 }, seconds: Object.fromEntries(trained.map((t) => [t.name, t.seconds])) },
+      json: { plain: rPlain, stepLL: rStep, fgsmTrue: rFgsm, transfer, stepLLAudit: stepAudit, findings: { f1, f2, f3, f4 }, seconds: Object.fromEntries(trained.map((t) => [t.name, t.seconds])) },
     };
   } finally {
     for (const t of trained) t.model.dispose();

@@ -41,7 +41,7 @@ export type OpName =
   'detach' | 'device' | 'dispose' | 'disposedHandle' | 'div' | 'div_' | 'dropout' | 'dtype' | 'elu' | 'empty' |
   'eq' | 'erf' | 'erfinv' | 'exp' | 'expand' | 'eye' | 'fill_' | 'flatten' | 'flip' | 'floor' | 'fromBuffer' | 'full' |
   'gather' | 'ge' | 'generatorState' | 'getGrad' | 'getNumThreads' | 'grad' | 'gradFn' | 'gt' | 'hardtanh' |
-  'indexSelect' | 'isContiguous' | 'isDisposed' | 'isGradEnabled' | 'isLeaf' | 'isfinite' | 'isnan' | 'item' |
+  'indexCopy' | 'indexSelect' | 'isContiguous' | 'isDisposed' | 'isGradEnabled' | 'isLeaf' | 'isfinite' | 'isnan' | 'item' |
   'klDiv' | 'le' | 'leakyRelu' | 'lerp_' | 'linear' | 'linspace' | 'log' | 'logSoftmax' | 'logicalAnd' |
   'logicalNot' | 'logicalOr' | 'logsumexp' | 'lt' | 'manualSeed' | 'setAutocast' | 'maskedFill' | 'maskedSelect' | 'matmul' |
   'maximum' | 'mean' | 'memory' | 'emptyCache' | 'stateStamp' | 'minimum' | 'mseLoss' | 'mul' | 'mul_' | 'multinomial' | 'narrow' | 'ne' |

@@ -283,6 +283,8 @@ export class Tensor implements Tracked {
   indexSelect(dim: number, index: Tensor): Tensor { return this.op('indexSelect', dim, index.handle); }
   gather(dim: number, index: Tensor): Tensor { return this.op('gather', dim, index.handle); }
   scatter(dim: number, index: Tensor, src: Tensor): Tensor { return this.op('scatter', dim, index.handle, src.handle); }
+  /** A copy with the slices `index` along dim replaced by those of `source` (torch.index_copy). */
+  indexCopy(dim: number, index: Tensor, source: Tensor): Tensor { return this.op('indexCopy', dim, index.handle, source.handle); }
   maskedFill(mask: Tensor, value: number): Tensor { return this.op('maskedFill', mask.handle, value); }
   maskedSelect(mask: Tensor): Tensor { return this.op('maskedSelect', mask.handle); }
   chunk(chunks: number, dim = 0): Tensor[] { return this.ops('chunk', chunks, dim); }

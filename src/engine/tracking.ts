@@ -34,7 +34,3 @@ export function closeScope(list: Tracked[]): Tracked[] | undefined {
   if (top !== list) throw new Error('advml internal error: scopes closed out of order');
   return stack[stack.length - 1];
 }
-
-export function scopeDepth(): number {
-  return stack.length;
-}

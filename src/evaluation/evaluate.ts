@@ -3,16 +3,31 @@
  * accuracy and, for every method and eps, adversarial top-1/top-5 with 95%
  * intervals, the adversarial/clean ratio, the methods statistically tied with
  * the strongest, and label-leaking flags. One-step methods come from the
- * many-eps grid (one backward pass per label source, whatever the eps list).
+ * many-eps grid (one backward pass per label source, whatever the eps list),
+ * minimal-perturbation methods from one search whatever the eps list (and
+ * give the distribution of their sizes). With a suite (AutoAttack), its
+ * robust accuracy per eps and which attack broke how many images. Every
+ * evaluation ends with the gradient-masking audit (src/evaluation/audit.ts).
  */
-import { Generator, type Precision, type Tensor, checkPrecision, noGrad, scope, withPrecision } from '../engine/index.js';
+import { type Precision, type Tensor, checkPrecision, noGrad, scope, withPrecision } from '../engine/index.js';
 import * as A from '../attacks/index.js';
 import type { Dataset } from '../data/dataset.js';
 import type { Classifier } from '../models/classifier.js';
 import { type Interval, type PairedCounts, overlaps, pairedDifference, proportion } from './stats.js';
+import { type AuditResult, type ProbeResult, audit, probe } from './audit.js';
+import {
+  type MinimalSummary, MinimalSizes, type SuiteCounts, type SuiteSummary, addSuiteResult, emptySuiteCounts, setSuiteNumbers, suiteNumbers, suiteRow,
+} from './robustness.js';
 
 export interface EvalOptions {
+  /** Attacks of the grid (may be empty when a suite is given). */
   methods: A.MethodName[];
+  /** A suite run at every eps on the images still unbroken: a name ('autoattack', 'standard', 'plus', 'rand') or its steps. */
+  suite?: string | readonly A.SuiteStep[];
+  /** Norm of the suite and of every method that takes one (default L-inf). */
+  norm?: A.Norm;
+  /** Run the audit's probes on the first batch (default true); the checks from the grid run regardless. */
+  auditProbes?: boolean;
   /** eps values in pixel units (default the paper's 2, 4, 8, 16). */
   eps?: number[];
   batchSize?: number;
@@ -90,14 +105,13 @@ export interface EvalResult {
   images: number;
   clean: { top1: Interval; top5: Interval; counts: { n: number; top1: number; top5: number } };
   cells: Cell[];
-}
-
-/** The label source a method uses, as reports name it. */
-export function labelSourceOf(method: A.MethodName, override?: A.LabelSource): string {
-  const one = (A.ONE_STEP_METHODS as Record<string, A.OneStepMethod>)[method];
-  if (one?.kind === 'gradient') return one.objective === 'entropy' ? 'none' : (override ?? one.label);
-  if (one) return method === 'r-step-ll' ? (override ?? 'leastLikely') : 'none';
-  return override ?? (method === 'iter-ll' ? 'leastLikely' : 'true');
+  /** The suite's rows, one per eps, when a suite ran. */
+  suite?: SuiteSummary;
+  /** Sizes of the minimal perturbations, per minimal-perturbation method of the grid. */
+  minimal: MinimalSummary[];
+  /** What the audit's probes measured (absent when they did not run). */
+  probes?: ProbeResult;
+  audit: AuditResult;
 }
 
 /** Per-image top-1 and top-5 hits of the classifier on x. */
@@ -114,32 +128,24 @@ function hits(model: Classifier, x: Tensor, y: Tensor, precision: Precision): { 
   );
 }
 
-/** Adversarial batches for every method and eps (grid for one-step methods). */
-export function adversarialBatches(model: Classifier, x: Tensor, y: Tensor, methods: A.MethodName[], eps: number[], seed: number, label?: A.LabelSource, precision?: Precision, steps?: number): Map<A.MethodName, Tensor[]> {
-  const out = new Map<A.MethodName, Tensor[]>();
-  const oneStep = methods.filter((m) => m in A.ONE_STEP_METHODS) as A.OneStepName[];
-  if (oneStep.length) {
-    const grid = A.oneStepGrid(model, x, oneStep.map((m) => A.ONE_STEP_METHODS[m]), { eps, y, seed, label, precision });
-    for (const m of oneStep) out.set(m, grid.get(m) as Tensor[]);
-  }
-  for (const m of methods) {
-    if (out.has(m)) continue;
-    const run = A.attackByName(m);
-    out.set(m, eps.map((e) => run(model, x, { eps: e, y, label, generator: new Generator(seed), precision, steps })));
-  }
-  return out;
-}
-
 /** Runs the grid; see {@link EvalResult}. */
 export async function evaluate(model: Classifier, data: Dataset, opts: EvalOptions): Promise<EvalResult> {
   const eps = opts.eps ?? [2, 4, 8, 16];
-  for (const m of opts.methods) if (!A.METHOD_NAMES.includes(m)) throw new Error(`unknown attack method '${m}': expected one of ${A.METHOD_NAMES.join(', ')}`);
-  if (!opts.methods.length) throw new Error('evaluate: methods must name at least one attack');
-  eps.forEach((e, i) => A.checkEps(e, `eps[${i}]`));
+  for (const m of opts.methods) A.attackSpec(m);
+  const suiteSteps = opts.suite === undefined ? undefined : typeof opts.suite === 'string' ? A.suiteSteps(opts.suite) : opts.suite;
+  if (!opts.methods.length && !suiteSteps) throw new Error('evaluate: methods must name at least one attack (or give a suite)');
+  const norm = opts.norm ?? 'linf';
+  for (const m of opts.methods) if (A.attackSpec(m).options.includes('norm')) A.normOf(m, norm);
+  eps.forEach((e, i) => A.checkEps(e, `eps[${i}]`, norm));
   const batchSize = opts.batchSize ?? 128;
   const precision = checkPrecision(opts.precision ?? A.DEFAULT_ATTACK_PRECISION);
-  const indices = shardIndices(opts.indices ?? Array.from({ length: data.length }, (_, i) => i), opts.group);
+  const allIndices = opts.indices ?? Array.from({ length: data.length }, (_, i) => i);
+  const indices = shardIndices(allIndices, opts.group);
+  const positionOf = new Map(allIndices.map((index, position) => [index, position]));
   const clean = { n: 0, top1: 0, top5: 0 };
+  const suiteCounts = suiteSteps ? eps.map((e) => emptySuiteCounts(e, suiteSteps.map((s) => s.attack))) : [];
+  const minimal = new Map(opts.methods.filter((m) => A.attackSpec(m).minimal).map((m) => [m, new MinimalSizes(m, A.normOf(m, A.attackSpec(m).options.includes('norm') ? norm : undefined), allIndices.length)]));
+  let probes: ProbeResult | undefined;
   const counts = new Map<string, CellCounts>();
   const key = (m: string, e: number): string => `${m}@${e}`;
   for (const m of opts.methods) for (const e of eps) counts.set(key(m, e), { n: 0, top1: 0, top5: 0, paired: { n: 0, up: 0, down: 0 } });
@@ -159,7 +165,18 @@ export async function evaluate(model: Classifier, data: Dataset, opts: EvalOptio
         clean.n += cleanTop1.length;
         clean.top1 += c.top1.sum().item();
         clean.top5 += c.top5.sum().item();
-        const advs = adversarialBatches(model, x, y, opts.methods, eps, opts.seed ?? 0, opts.label, precision, opts.steps);
+        if (probes === undefined && (opts.auditProbes ?? true)) probes = probe(model, x, y, { precision, largestEps: norm === 'linf' ? Math.max(...eps) : undefined, seed: opts.seed });
+        const cleanCorrect = Array.from(cleanTop1, (v) => v === 1);
+        const onMinimal = (m: string, sizes: Float64Array): void => {
+          sizes.forEach((size, j) => {
+            if (cleanCorrect[j]) (minimal.get(m) as MinimalSizes).set(positionOf.get(batch.indices[j] as number) as number, size);
+          });
+        };
+        suiteCounts.forEach((counts, i) => scope(() => {
+          const r = A.runSuite(model, x, y, suiteSteps as readonly A.SuiteStep[], eps[i] as number, { seed: opts.seed ?? 0, precision, norm, overrides: opts.steps === undefined ? undefined : { steps: opts.steps } });
+          addSuiteResult(counts, r);
+        }));
+        const advs = A.attackGrid(model, x, y, opts.methods, eps, { seed: opts.seed ?? 0, label: opts.label, precision, steps: opts.steps, norm, onMinimal });
         for (const [m, list] of advs) {
           list.forEach((adv, i) => {
             const h = hits(model, adv, y, precision);
@@ -183,15 +200,34 @@ export async function evaluate(model: Classifier, data: Dataset, opts: EvalOptio
     }
     opts.onProgress?.(Math.min(start + batchSize, indices.length), indices.length);
   }
-  if (opts.group && opts.group.worldSize > 1) mergeCounts(opts.group, clean, [...counts.values()]);
+  if (opts.group && opts.group.worldSize > 1) {
+    mergeCounts(opts.group, clean, [...counts.values()], suiteCounts);
+    for (const m of minimal.values()) m.merge(opts.group);
+  }
   if (clean.n === 0 && indices.length > 0) throw new Error(`evaluate: no readable image among the ${indices.length} requested (every one was skipped)`);
-  return summarise(clean, counts, opts.methods, eps, opts.label);
+  const result = summarise(clean, counts, opts.methods, eps, opts.label);
+  if (suiteSteps) {
+    const name = typeof opts.suite === 'string' ? opts.suite : suiteSteps.map((s) => s.attack).join('+');
+    result.suite = { name, norm, attacks: suiteSteps.map((s) => s.attack), rows: suiteCounts.map(suiteRow) };
+  }
+  result.minimal = [...minimal.values()].map((m) => m.summary());
+  // Probes ran on this rank's first batch; the grid's checks use the merged counts.
+  result.probes = probes;
+  result.audit = audit(result.cells, result.suite, probes);
+  return result;
 }
 
 /** Sums every rank's counts in place (exact: integers travel as float64). */
-function mergeCounts(group: Sharding, clean: { n: number; top1: number; top5: number }, cells: CellCounts[]): void {
+function mergeCounts(group: Sharding, clean: { n: number; top1: number; top5: number }, cells: CellCounts[], suites: SuiteCounts[]): void {
   const flat = [clean.n, clean.top1, clean.top5, ...cells.flatMap((c) => [c.n, c.top1, c.top5, c.paired.n, c.paired.up, c.paired.down])];
-  const total = group.allReduceNumbers(flat, 'sum');
+  const suiteFlat = suites.map(suiteNumbers);
+  const total = group.allReduceNumbers([...flat, ...suiteFlat.flat()], 'sum');
+  let at = flat.length;
+  suites.forEach((s, i) => {
+    const width = (suiteFlat[i] as number[]).length;
+    setSuiteNumbers(s, total.slice(at, at + width));
+    at += width;
+  });
   [clean.n, clean.top1, clean.top5] = total.slice(0, 3) as [number, number, number];
   cells.forEach((c, i) => {
     const [n, top1, top5, pn, up, down] = total.slice(3 + 6 * i, 9 + 6 * i) as [number, number, number, number, number, number];
@@ -215,14 +251,17 @@ export function summarise(
       const top1 = proportion(c.top1, c.n);
       const difference = pairedDifference(c.paired);
       return {
-        method: m, eps: e, labelSource: labelSourceOf(m, label), top1, top5: proportion(c.top5, c.n),
+        method: m, eps: e, labelSource: A.labelSourceOf(m, label), top1, top5: proportion(c.top5, c.n),
         ratio: top1.value / cleanTop1.value, difference, aboveClean: difference.low > 0,
-        labelLeaking: difference.low > 0 && labelSourceOf(m, label) === 'true', tiedWithStrongest: false, counts: c,
+        labelLeaking: difference.low > 0 && A.labelSourceOf(m, label) === 'true', tiedWithStrongest: false, counts: c,
       };
     });
     const strongest = row.reduce((a, b) => (b.top1.value < a.top1.value ? b : a));
     for (const cell of row) cell.tiedWithStrongest = overlaps(cell.top1, strongest.top1);
     cells.push(...row);
   }
-  return { images: clean.n, clean: { top1: cleanTop1, top5: proportion(clean.top5, clean.n), counts: clean }, cells };
+  return {
+    images: clean.n, clean: { top1: cleanTop1, top5: proportion(clean.top5, clean.n), counts: clean }, cells, minimal: [],
+    audit: audit(cells, undefined, undefined),
+  };
 }

@@ -6,11 +6,11 @@
  *   error rate    = the fraction of all adversarial images the target misclassifies.
  */
 import { Generator, type Tensor, noGrad, randperm, scope } from '../engine/index.js';
-import type * as A from '../attacks/index.js';
+import * as A from '../attacks/index.js';
 import { inMode } from '../attacks/common.js';
 import type { Dataset } from '../data/dataset.js';
 import type { Classifier } from '../models/classifier.js';
-import { type Sharding, adversarialBatches, shardIndices } from './evaluate.js';
+import { type Sharding, shardIndices } from './evaluate.js';
 import { type Interval, proportion } from './stats.js';
 
 export interface TransferOptions {
@@ -67,7 +67,7 @@ export async function transferMatrix(models: Map<string, Classifier>, data: Data
       scope(() => {
         for (const [s, source] of models) {
           const x = source.fromData(batch.images, data.range, 'the transfer data');
-          const advs = adversarialBatches(source, x, batch.labels, opts.methods, eps, opts.seed ?? 0);
+          const advs = A.attackGrid(source, x, batch.labels, opts.methods, eps, { seed: opts.seed ?? 0 });
           for (const [m, list] of advs) {
             list.forEach((adv, i) => {
               const fooled = wrong(source, adv, batch.labels);

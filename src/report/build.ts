@@ -130,6 +130,41 @@ function evalTable(input: EvalInput): string {
   });
 }
 
+/** The suite's robust accuracy per eps and what each attack broke. */
+function suiteTable(input: EvalInput): string {
+  const suite = input.result.suite;
+  if (!suite) return '';
+  return `<h4>Suite ${escapeHtml(suite.name)} (${escapeHtml(suite.norm)})</h4>${htmlTable({
+    headers: ['eps', 'robust accuracy<br><span class="ci">95% CI</span>', ...suite.attacks.map((a) => `${escapeHtml(a)}<br><span class="ci">broken / attacked, seconds</span>`)],
+    rows: suite.rows.map((r) => [String(r.eps), ci(r.robustAccuracy), ...r.attacks.map((a) => `${a.broken} / ${a.attacked}, ${a.seconds.toFixed(1)} s`)]),
+    numeric: [0, 1],
+  })}`;
+}
+
+/** Median and quantiles of the minimal perturbation sizes. */
+function minimalTable(input: EvalInput): string {
+  const list = input.result.minimal;
+  if (!list.length) return '';
+  const size = (v: number): string => (Number.isFinite(v) ? v.toFixed(2) : 'not found');
+  const qs = [...new Set(list.flatMap((m) => m.quantiles.map((q) => q.q)))];
+  return `<h4>Minimal perturbation sizes (pixel units)</h4>${htmlTable({
+    headers: ['method', 'norm', 'found / searched', ...qs.map((q) => (q === 0.5 ? 'median' : `q${Math.round(q * 100)}`))],
+    rows: list.map((m) => [escapeHtml(m.method), escapeHtml(m.norm), `${m.found} / ${m.n}`, ...qs.map((q) => { const v = m.quantiles.find((x) => x.q === q); return v ? size(v.value) : '&ndash;'; })]),
+    numeric: [2, ...qs.map((_, i) => 3 + i)],
+  })}`;
+}
+
+/** Every check of the gradient-masking audit with its status and evidence. */
+function auditTable(input: EvalInput): string {
+  const a = input.result.audit;
+  const badge = (status: string): string => (status === 'fired' ? '<span class="badge leak">fired</span>' : status === 'passed' ? 'passed' : 'not run');
+  return `<h4>Gradient-masking audit: ${a.flagged ? 'flagged' : 'no flag fired'}</h4>${htmlTable({
+    headers: ['check', 'question', 'status', 'evidence'],
+    rows: a.checks.map((c) => [escapeHtml(c.id), escapeHtml(c.question), badge(c.status), escapeHtml(c.evidence)]),
+    rowClasses: a.checks.map((c) => (c.status === 'fired' ? 'fired' : undefined)),
+  })}`;
+}
+
 function transferTable(cells: TransferInput['cells']): string {
   return `<details><summary>All ${cells.length} transfer cells as a table</summary>${htmlTable({
     headers: ['method', 'eps', 'source', 'target', 'transfer rate<br><span class="ci">95% CI</span>', 'transferred / source fooled', 'error rate<br><span class="ci">95% CI</span>', 'target errors / images'],
@@ -225,7 +260,7 @@ export async function buildReport(inputs: ReportInputs, outDir: string, opts: Re
       const leaks = e.result.cells.filter((c) => c.labelLeaking);
       const caption = `Accuracy against eps for ${escapeHtml(e.name)}. Dashed: ${CLEAN_SERIES}.${leaks.length ? ` <b>Label leaking</b> in ${leaks.length} cell${leaks.length > 1 ? 's' : ''}: ${leaks.map((c) => `${escapeHtml(c.method)} at eps ${c.eps}`).join(', ')}.` : ' No cell shows label leaking.'}`;
       blocks.push(await figure('accuracy', `accuracy-${e.name}`, `Accuracy under attack: ${e.name}`, accuracySpec(e), caption));
-      blocks.push(evalTable(e));
+      blocks.push(evalTable(e), suiteTable(e), minimalTable(e), auditTable(e));
     }
     sections.push({ id: 'accuracy', title: 'Accuracy under attack', intro: EXPLAIN.accuracy, blocks });
   }

@@ -105,7 +105,7 @@ th, td { padding: 5px 10px; border-bottom: 1px solid var(--line); text-align: le
 th { background: var(--bg-alt); font-weight: 600; }
 td.num, th.num { text-align: right; }
 tr.clean td { font-weight: 600; background: #fbfbfc; }
-tr.leak td { background: #fdecea; }
+tr.leak td, tr.fired td { background: #fdecea; }
 .badge { display: inline-block; font-size: 0.75rem; font-weight: 600; padding: 1px 6px; border-radius: 9px; margin-right: 4px; }
 .badge.leak { background: var(--leak); color: #fff; }
 .badge.tied { background: #e3ecf6; color: var(--accent); }

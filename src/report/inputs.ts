@@ -16,7 +16,9 @@ import type { Cell, EvalResult } from '../evaluation/evaluate.js';
 import type { Interval } from '../evaluation/stats.js';
 import type { SweepEntry, SweepResult } from '../evaluation/sweep-types.js';
 import type { TransferCell } from '../evaluation/transfer.js';
-import type { MethodName } from '../attacks/index.js';
+import type { MethodName, Norm } from '../attacks/index.js';
+import { type ProbeResult, audit } from '../evaluation/audit.js';
+import { type MinimalSummary, type SuiteSummary, suiteRow } from '../evaluation/robustness.js';
 
 /** A missing, unreadable or malformed report input; `file` is the path as given. */
 export class ReportInputError extends Error {
@@ -165,7 +167,62 @@ class Checker {
       seen.add(key);
     });
     const counts = c.counts === undefined ? { n: images, top1: Math.round(top1.value * images), top5: Math.round(top5.value * images) } : (this.object(c.counts, at('clean.counts')) as EvalResult['clean']['counts']);
-    return { images, clean: { top1, top5, counts }, cells };
+    const suite = o.suite === undefined ? undefined : this.suite(o.suite, at('suite'));
+    const minimal = o.minimal === undefined ? [] : this.array(o.minimal, at('minimal')).map((m, i) => this.minimal(m, `${at('minimal')}[${i}]`));
+    const probes = o.probes === undefined ? undefined : this.probes(o.probes, at('probes'));
+    // The audit is recomputed from what it rests on, never taken from the file.
+    return { images, clean: { top1, top5, counts }, cells, suite, minimal, probes, audit: audit(cells, suite, probes) };
+  }
+
+  private norm(v: unknown, path: string): Norm {
+    const s = this.string(v, path);
+    if (s !== 'linf' && s !== 'l2' && s !== 'l1') this.fail(path, 'linf, l2 or l1', v);
+    return s as Norm;
+  }
+
+  suite(v: unknown, path: string): SuiteSummary {
+    const o = this.object(v, path);
+    const rows = this.array(o.rows, `${path}.rows`).map((r, i) => {
+      const p = `${path}.rows[${i}]`;
+      const row = this.object(r, p);
+      const attacks = this.array(row.attacks, `${p}.attacks`).map((a, j) => {
+        const q = `${p}.attacks[${j}]`;
+        const t = this.object(a, q);
+        return { attack: this.string(t.attack, `${q}.attack`), broken: this.number(t.broken, `${q}.broken`, { min: 0 }), attacked: this.number(t.attacked, `${q}.attacked`, { min: 0 }), seconds: this.number(t.seconds, `${q}.seconds`, { min: 0 }) };
+      });
+      const counts = { eps: this.number(row.eps, `${p}.eps`, { min: 0 }), n: this.number(row.n, `${p}.n`, { min: 0 }), robust: this.number(row.robust, `${p}.robust`, { min: 0 }), attacks };
+      if (counts.robust > counts.n) this.fail(`${p}.robust`, `at most n (${counts.n})`, counts.robust);
+      return suiteRow(counts);
+    });
+    return { name: this.string(o.name, `${path}.name`), norm: this.norm(o.norm, `${path}.norm`), attacks: this.array(o.attacks, `${path}.attacks`).map((a, i) => this.string(a, `${path}.attacks[${i}]`)), rows };
+  }
+
+  minimal(v: unknown, path: string): MinimalSummary {
+    const o = this.object(v, path);
+    // JSON writes Infinity (a failed search) and NaN (no image) as null.
+    const size = (x: unknown, p: string): number => (x === null ? Number.POSITIVE_INFINITY : this.number(x, p, { min: 0 }));
+    const quantiles = this.array(o.quantiles, `${path}.quantiles`).map((q, i) => {
+      const e = this.object(q, `${path}.quantiles[${i}]`);
+      return { q: this.number(e.q, `${path}.quantiles[${i}].q`, { min: 0 }), value: size(e.value, `${path}.quantiles[${i}].value`) };
+    });
+    const n = this.number(o.n, `${path}.n`, { min: 0 });
+    return {
+      method: this.string(o.method, `${path}.method`), norm: this.norm(o.norm, `${path}.norm`), n, found: this.number(o.found, `${path}.found`, { min: 0 }),
+      median: n === 0 ? NaN : size(o.median, `${path}.median`), quantiles,
+    };
+  }
+
+  probes(v: unknown, path: string): ProbeResult {
+    const o = this.object(v, path);
+    const num = (k: string, from: Record<string, unknown> = o, p = path): number => this.number(from[k], `${p}.${k}`, { min: 0 });
+    const u = this.object(o.unbounded, `${path}.unbounded`);
+    const m = o.moreSteps === null || o.moreSteps === undefined ? null : this.object(o.moreSteps, `${path}.moreSteps`);
+    return {
+      images: num('images'), outputDifference: num('outputDifference'), probabilityOutputs: this.boolean(o.probabilityOutputs, `${path}.probabilityOutputs`),
+      zeroGradients: num('zeroGradients'), correct: num('correct'), classes: num('classes'),
+      unbounded: { correct: num('correct', u, `${path}.unbounded`), n: num('n', u, `${path}.unbounded`) },
+      moreSteps: m && { eps: num('eps', m, `${path}.moreSteps`), steps: num('steps', m, `${path}.moreSteps`), few: num('few', m, `${path}.moreSteps`), many: num('many', m, `${path}.moreSteps`), n: num('n', m, `${path}.moreSteps`) },
+    };
   }
 
   transferCell(v: unknown, path: string): TransferCell {

@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import * as A from '../attacks/index.js';
 import { Generator, type Tensor, noGrad, scope, tensor } from '../engine/index.js';
 import { TensorDataset, loadFashionMnist, loadMnist } from '../data/index.js';
-import { labelSourceOf } from '../evaluation/index.js';
 import { tensorToPng } from '../io/index.js';
 import * as models from '../models/index.js';
 import { Classifier } from '../models/index.js';
@@ -25,7 +24,7 @@ export type ProgressHandler = (done: number, total: number, what: string) => voi
  * caller's error, checked before the job starts.
  */
 export function effectiveLabel(method: A.MethodName, label: A.LabelSource | undefined, haveTrueLabel: boolean): { override: A.LabelSource | undefined; source: string } {
-  const source = labelSourceOf(method, label);
+  const source = A.labelSourceOf(method, label);
   if (source === 'true' && !haveTrueLabel) return { override: 'predicted', source: 'predicted' };
   return { override: label, source };
 }
@@ -108,8 +107,9 @@ export function attackOne(
   return scope(() => {
     const x = imageTensor(model, target.image);
     const y = target.trueLabel === undefined ? undefined : tensor(BigInt64Array.of(BigInt(target.trueLabel)));
-    const run = A.attackByName(job.method);
-    const adv = run(model, x, { eps: job.eps, y, label: override, generator: new Generator(job.seed), steps: job.steps, onStep: check }).detach();
+    const spec = A.attackSpec(job.method);
+    const opts = A.declaredOptions(spec, { eps: job.eps, y, label: override, generator: new Generator(job.seed), steps: job.steps, onProgress: check });
+    const adv = spec.run(model, x, opts).detach();
     const delta = adv.sub(x).mul(1 / model.pixelScale); // pixel units
     const linf = delta.abs().max().item();
     const l2 = delta.flatten().norm(2, 0).item();
@@ -163,8 +163,6 @@ export async function accuracyCurves(cache: ModelCache, job: CurveJob, onProgres
   const data = testImages(job.dataset, job.images);
   const n = job.images;
   const positive = job.eps.filter((e) => e > 0);
-  const oneStep = (A.ONE_STEP_METHODS as Record<string, A.OneStepMethod>)[job.method];
-  const run = A.attackByName(job.method);
   const batchSize = 100;
   const out: CurveResult[] = [];
   const total = job.models.length * n;
@@ -180,17 +178,8 @@ export async function accuracyCurves(cache: ModelCache, job: CurveJob, onProgres
           const x = model.fromData(batch.images, data.range, `the ${job.dataset} test images`);
           const y = batch.labels;
           clean += correct(model, x, y);
-          if (oneStep) {
-            const advs = A.oneStepGrid(model, x, [oneStep], { eps: positive, y, label: job.label, seed: job.seed }).get(oneStep.name) as Tensor[];
-            advs.forEach((adv, i) => (hits[i] = (hits[i] as number) + correct(model, adv, y)));
-          } else {
-            positive.forEach((eps, i) => {
-              scope(() => {
-                const adv = run(model, x, { eps, y, label: job.label, generator: new Generator(job.seed), onStep: check });
-                hits[i] = (hits[i] as number) + correct(model, adv, y);
-              });
-            });
-          }
+          const advs = A.attackGrid(model, x, y, [job.method], positive, { label: job.label, seed: job.seed, onProgress: check }).get(job.method) as Tensor[];
+          advs.forEach((adv, i) => (hits[i] = (hits[i] as number) + correct(model, adv, y)));
         });
       } finally {
         batch.images.dispose();
@@ -201,7 +190,7 @@ export async function accuracyCurves(cache: ModelCache, job: CurveJob, onProgres
     }
     let next = 0;
     const accuracy = job.eps.map((e) => (e > 0 ? (hits[next++] as number) : clean) / n);
-    out.push({ model: ref.name, labelSource: labelSourceOf(job.method, job.label), accuracy, ms: performance.now() - t0 });
+    out.push({ model: ref.name, labelSource: A.labelSourceOf(job.method, job.label), accuracy, ms: performance.now() - t0 });
   }
   return out;
 }

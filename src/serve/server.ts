@@ -15,8 +15,7 @@
  */
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ITERATIVE_METHODS, LABEL_SOURCES, type LabelSource, MAX_ATTACK_STEPS, MAX_EPS, METHOD_NAMES, type MethodName } from '../attacks/index.js';
-import { labelSourceOf } from '../evaluation/index.js';
+import { LABEL_SOURCES, type LabelSource, MAX_ATTACK_STEPS, MAX_EPS, METHOD_NAMES, type MethodName, attackSpec, attacks, labelSourceOf } from '../attacks/index.js';
 import { describeNumber } from '../io/numbers.js';
 import { HttpError, formatBytes, numberField, parseJsonObject, parseMultipart, readBody, sendError, sendJson } from './http.js';
 import { prepareImage, probeImage } from './images.js';
@@ -228,7 +227,9 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
   // Bounded: each step is a forward and a backward pass per model.
   const iterativeSteps = (m: MethodName, v: string | undefined): number | undefined => {
     if (v === undefined || v === '') return undefined;
-    if (!(m in ITERATIVE_METHODS)) throw new HttpError(400, `steps applies to the iterative methods (${Object.keys(ITERATIVE_METHODS).join(', ')}), not to ${m}`);
+    if (!attackSpec(m).options.includes('steps')) {
+      throw new HttpError(400, `steps applies to ${attacks().filter((a) => a.options.includes('steps')).map((a) => a.name).join(', ')}, not to ${m}`);
+    }
     return numberField(v, 'steps', { integer: true, min: 1, max: MAX_ATTACK_STEPS });
   };
 

@@ -9,7 +9,7 @@
  * steps are clean only ("delayed" adversarial training); k = 0 is plain training.
  */
 import { Generator, type Precision, type Tensor, cat, checkPrecision, crossEntropy, lossPrecision, noGrad, scope, withPrecision } from '../engine/index.js';
-import { type LabelSource, type MethodName, METHOD_NAMES, attackByName } from '../attacks/index.js';
+import { type LabelSource, type MethodName, attackSpec, declaredOptions } from '../attacks/index.js';
 import type { Classifier } from '../models/classifier.js';
 import type { Optimizer, Schedule } from '../optim/index.js';
 import { type EpsSpec, PAPER_EPS, checkEpsSpec, sampleEps } from './eps.js';
@@ -113,7 +113,7 @@ export class AdversarialTrainer {
     this.lambda = config.lambda ?? 0.3;
     if (!(this.lambda >= 0) || !Number.isFinite(this.lambda)) throw new Error(`lambda must be a finite number >= 0, got ${this.lambda}`);
     this.method = config.method ?? 'step-ll';
-    if (!METHOD_NAMES.includes(this.method)) throw new Error(`unknown attack method '${this.method}': expected one of ${METHOD_NAMES.join(', ')}`);
+    attackSpec(this.method);
     this.eps = checkEpsSpec(config.eps ?? PAPER_EPS);
     this.delay = config.delay ?? 0;
     if (!Number.isInteger(this.delay) || this.delay < 0) throw new Error(`delay must be a non-negative integer, got ${this.delay}`);
@@ -163,8 +163,8 @@ export class AdversarialTrainer {
   /** Makes the adversarial part of a batch from the current weights (inference mode), detached. */
   makeAdversarial(x: Tensor, y: Tensor): Tensor {
     const eps = sampleEps(this.eps, x.shape[0] as number, this.epsGenerator);
-    const attack = attackByName(this.method);
-    return attack(this.model, x, { eps, y, label: this.config.label, generator: this.attackGenerator, steps: this.config.attackSteps, precision: this.precision });
+    const spec = attackSpec(this.method);
+    return spec.run(this.model, x, declaredOptions(spec, { eps, y, label: this.config.label, generator: this.attackGenerator, steps: this.config.attackSteps, precision: this.precision }));
   }
 
   /**

@@ -16,7 +16,7 @@ const y = tensor(new BigInt64Array([1n, 2n]));
 const EXPECTED = 'a number in \\[0, 255\\] pixel values, an array of them \\(one per image\\) or a Tensor \\[N\\]';
 
 for (const name of A.METHOD_NAMES) {
-  const run = A.attackByName(name);
+  const run = A.attackSpec(name).run;
   test(`${name}: an empty batch is refused as such`, () => {
     assert.throws(() => run(model, zeros([0, 3, 2, 2], { dtype: 'float64' }), { eps: 2, y: tensor(new BigInt64Array(0)), generator: new Generator(1) }), {
       message: 'x: the batch holds no image',

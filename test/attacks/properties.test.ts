@@ -11,9 +11,8 @@ const X = Array.from({ length: 4 }, (_, k) => Array.from({ length: D }, (_, i) =
 const x = toTensor(X);
 const y = tensor(new BigInt64Array([1n, 3n, 0n, 2n]));
 const run = (name: A.MethodName, eps: A.Eps, extra: Partial<A.OneStepOptions & A.IterativeOptions> = {}): Tensor =>
-  A.attackByName(name)(model, x, { eps, y, generator: new Generator(3), ...extra });
+  A.attackSpec(name).run(model, x, { eps, y, generator: new Generator(3), ...extra });
 
-const ITERATIVE = new Set(Object.keys(A.ITERATIVE_METHODS));
 
 for (const name of A.METHOD_NAMES) {
   test(`${name}: perturbation within eps in its norm, output within the range, eps = 0 is the identity`, () => {
@@ -99,7 +98,7 @@ test('bad arguments give errors that name the argument', () => {
     assert.throws(() => A.fgsm(model, x, { eps: 1, y: tensor([0, 1, 2, 3]) }), /y must be an int64 tensor/);
     assert.throws(() => A.fgsm(model, x, { eps: 1, y: tensor(new BigInt64Array([0n, 1n])) }), /y must have shape \[4\]/);
     assert.throws(() => A.fgsm(model, x, { eps: 1 }), /label source 'true' needs the true labels: pass y/);
-    assert.throws(() => A.attackByName('deepfool'), /unknown attack method 'deepfool': expected one of fgsm, /);
+    assert.throws(() => A.attackSpec('no-such-attack'), /unknown attack method 'no-such-attack': expected one of fgsm, /);
     assert.throws(() => A.basicIter(model, x, { eps: 4, y, steps: 1.5 }), /steps must be a non-negative integer, got 1.5/);
     assert.throws(() => A.pgd(model, x, { eps: 4, y, alpha: -1 }), /alpha must be a non-negative number, got -1/);
     assert.throws(() => A.oneStepGrid(model, x, [A.FGSM, A.FGSM], { eps: [2], y }), /method 'fgsm' is listed twice/);
@@ -110,7 +109,7 @@ test('bad arguments give errors that name the argument', () => {
 
 test('the many-eps grid returns the same tensors as one call per method and eps, from fewer passes', () => {
   scope(() => {
-    const methods = Object.values(A.ONE_STEP_METHODS);
+    const methods = A.attacks().flatMap((a) => (a.oneStep ? [a.oneStep] : []));
     const epsList = [2, 4, [8, 16, 1, 0], 16];
     const grid = A.oneStepGrid(model, x, methods, { eps: epsList, y, seed: 42 });
     for (const m of methods) {

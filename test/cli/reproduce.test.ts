@@ -19,5 +19,10 @@ test('advml reproduce (tiny scale) writes the four findings with verdicts, table
   assert.match(md, /^- \*\*fgsm-true\*\*: FGSM \(true label\) adversarial training at eps 24; trained in \d+ s\./m);
   const json = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as { mnist: { findings: Record<string, boolean> } };
   assert.deepEqual(Object.keys(json.mnist.findings), ['f1', 'f2', 'f3', 'f4']);
+  // The step-l.l. model's audit, every check listed with a status and its evidence.
+  assert.match(md, /^### Gradient-masking audit of the step-l\.l\. model$/m);
+  for (const id of ['randomized', 'softmax-output', 'zero-gradients', 'iterative-weaker', 'black-box-stronger', 'accuracy-rises-with-eps', 'unbounded-not-chance', 'more-steps-help', 'label-leaking', 'random-step-stronger']) {
+    assert.match(md, new RegExp(`^\\| ${id} \\| (\\*\\*fired\\*\\*|passed|not-run) \\| .+ \\|$`, 'm'), id);
+  }
   assert.ok(existsSync(join(dir, 'models', 'mnist-step-ll.safetensors')));
 });

@@ -10,6 +10,7 @@ import { pairedDifference, proportion } from '../../src/evaluation/stats.js';
 import type { SweepResult } from '../../src/evaluation/sweep-types.js';
 import type { TransferCell } from '../../src/evaluation/transfer.js';
 import type { MethodName } from '../../src/attacks/index.js';
+import { audit } from '../../src/evaluation/audit.js';
 import { rasterToPng } from '../../src/report/raster.js';
 
 const encodePng = (pixels: Uint8Array, width: number, height: number, channels: 1 | 3): Uint8Array => rasterToPng({ pixels, width, height, channels });
@@ -37,7 +38,7 @@ export function evalResult(n: number, clean: number, grid: Record<string, { labe
     const strongest = row.reduce((a, b) => (b.top1.value < a.top1.value ? b : a));
     for (const c of row) c.tiedWithStrongest = c.top1.low <= strongest.top1.high && strongest.top1.low <= c.top1.high;
   }
-  return { images: n, clean: { top1: cleanTop1, top5: proportion(Math.min(n, clean + 15), n), counts: { n, top1: clean, top5: Math.min(n, clean + 15) } }, cells };
+  return { images: n, clean: { top1: cleanTop1, top5: proportion(Math.min(n, clean + 15), n), counts: { n, top1: clean, top5: Math.min(n, clean + 15) } }, cells, minimal: [], audit: audit(cells, undefined, undefined) };
 }
 
 /** The `advml eval --json` document of a plain model: strong attacks, no leaking. */

@@ -92,6 +92,9 @@ test('the page is self-contained: no external URL, no script, every chart embedd
   for (const phrase of ['A ratio above 1', 'Label leaking', 'Transfer rate', 'Error rate', 'rho']) assert.ok(html.includes(phrase), phrase);
   // Leaking cells are highlighted in the table of the leaking model.
   assert.equal(html.match(/<tr class="leak">/g)?.length, 3);
+  // Each evaluation's gradient-masking audit, recomputed from its cells: the leaking model's fires label-leaking.
+  assert.ok(html.includes('Gradient-masking audit: flagged'), 'the leaking model is flagged');
+  assert.ok(/<tr class="fired"><td>label-leaking<\/td>/.test(html), 'label-leaking fires in the audit table');
   // Ids of different charts cannot collide.
   const ids = [...html.matchAll(/\sid="([^"]+)"/g)].map((m) => m[1]);
   assert.equal(new Set(ids).size, ids.length, 'every id on the page is unique');

@@ -224,7 +224,7 @@ describe('advml serve API', () => {
       ['seed in hex', form({ ...base, sample: mnistSample.id, seed: '0x1' }), 400, /^seed must be an integer in \[0, 2147483647\], got '0x1'$/],
       ['steps beyond the limit', form({ ...base, sample: mnistSample.id, method: 'pgd', steps: '1e12' }), 400, /^steps must be an integer in \[1, 1000\], got '1e12'$/],
       ['steps not an integer', form({ ...base, sample: mnistSample.id, method: 'pgd', steps: '2.5' }), 400, /^steps must be an integer in \[1, 1000\], got '2.5'$/],
-      ['steps of a one-step method', form({ ...base, sample: mnistSample.id, steps: '3' }), 400, /^steps applies to the iterative methods \(basic-iter, .*\), not to fgsm$/],
+      ['steps of a one-step method', form({ ...base, sample: mnistSample.id, steps: '3' }), 400, /^steps applies to basic-iter, iter-ll, pgd, .*, not to fgsm$/],
       ['no eps', form({ sample: mnistSample.id, model: 'mnist', method: 'fgsm' }), 400, /^eps is required: a number in \[0, 255\] pixel values$/],
       ['field twice', form({ ...base, sample: mnistSample.id, method: ['fgsm', 'pgd'] }), 400, /'method' is given more than once/],
       ['unknown label source', form({ ...base, sample: mnistSample.id, label: 'target' }), 400, /unknown label source 'target'/],
