@@ -7,9 +7,9 @@
  * methods, one search for all eps of the minimal-perturbation methods, one
  * run per eps for the rest.
  */
-import { Generator, type Tensor, scope, where } from '../engine/index.js';
+import { Generator, type Tensor, scope } from '../engine/index.js';
 import type { Classifier } from '../models/classifier.js';
-import { type AttackOptions, type Norm, checkInputs } from './common.js';
+import { type AttackOptions, type Norm, checkInputs, epsTensor } from './common.js';
 export type { AttackProgress } from './common.js';
 import { type LabelSource } from './labels.js';
 import { type OneStepMethod, oneStepGrid, runOneStep } from './one-step.js';
@@ -23,7 +23,9 @@ import { KL } from './kl.js';
 import { RANDOM_NORMAL, RANDOM_SIGN } from './random-noise.js';
 import { R_STEP_LL } from './r-step-ll.js';
 import { basicIter, iterLL, miFgsm, pgd } from './iterative.js';
-import { normsOf } from './batch.js';
+import { keepWithinEps } from './batch.js';
+import { FAB, FAB_T } from './fab.js';
+import { HOP_SKIP_JUMP } from './hop-skip-jump.js';
 
 /**
  * - one-step: one gradient (or random) step of size eps;
@@ -145,7 +147,7 @@ export function registerAttack(spec: AttackSpec): void {
 }
 
 for (const m of ONE_STEP_METHODS) registerAttack(oneStepSpec(m));
-for (const s of ITERATIVE) registerAttack(s);
+for (const s of [...ITERATIVE, FAB, FAB_T, HOP_SKIP_JUMP]) registerAttack(s);
 
 /** Every registered attack, in registration order. */
 export function attacks(): AttackSpec[] {
@@ -246,12 +248,7 @@ export function declaredOptions<T extends Partial<RunOptions>>(spec: AttackSpec,
 /** For each eps, the minimal adversarial images whose perturbation fits within eps, the clean image elsewhere. */
 export function withinEps(model: Classifier, x: Tensor, found: MinimalResult, eps: readonly number[], norm: Norm): Tensor[] {
   try {
-    return eps.map((e) => scope(() => {
-      // Measured on the images themselves, so a search that misreports its norm cannot leak a larger perturbation.
-      const size = normsOf(found.adversarial.sub(x), norm).div(model.pixelScale);
-      const fits = size.le(e * (1 + 1e-6) + 1e-9).reshape([-1, ...new Array<number>(x.rank - 1).fill(1)]);
-      return where(fits, found.adversarial, x);
-    }));
+    return eps.map((e) => scope(() => keepWithinEps(model, x, found.adversarial, epsTensor(model, x, e, 'eps', norm).eps, norm)));
   } finally {
     found.adversarial.dispose();
   }

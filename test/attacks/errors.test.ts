@@ -30,7 +30,9 @@ for (const name of A.METHOD_NAMES) {
     assert.throws(() => run(model, x, { y } as never), new RegExp(`^Error: eps must be ${EXPECTED}, got undefined$`));
     assert.throws(() => (run as (...a: unknown[]) => unknown)(model, x), /^Error: attack options must be an object with at least eps, got undefined$/);
     // One value in a list of the wrong kind is named by its index.
-    assert.throws(() => run(model, x, { eps: [1, '2'] as unknown as number[], y, generator: new Generator(1) }), /^Error: eps\[1\] must be a number in \[0, 255\] pixel values, got the string '2'$/);
+    // The bound is the whole range in the norm the method checks eps in: 255 in L-inf, 255 sqrt(12) in L2 for these 12-value images.
+    const bound = '(255\\] pixel values|883\\.346\\] pixel values \\(l2\\))';
+    assert.throws(() => run(model, x, { eps: [1, '2'] as unknown as number[], y, generator: new Generator(1) }), new RegExp(`^Error: eps\\[1\\] must be a number in \\[0, ${bound}, got the string '2'$`));
   });
 }
 
