@@ -72,6 +72,12 @@ export function checkEps(v: unknown, name = 'eps', norm: Norm = 'linf', size?: n
   return v;
 }
 
+/** Checks an attack's count option (steps, restarts, queries, targets, ...); returns it. */
+export function positiveInteger(name: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw new Error(`${name} must be a positive integer, got ${describeValue(v)}`);
+  return v;
+}
+
 /** Checks eps for the batch x and returns it in pixel units, one value per image. */
 export function epsPixels(x: Tensor, eps: Eps, name = 'eps', norm: Norm = 'linf'): number[] {
   const n = x.shape[0] as number;

@@ -56,7 +56,7 @@
  */
 import { type Generator, type Precision, type Tensor, arange, cat, describeValue, enableGrad, full, grad, lossPrecision, rand, randn, scope, where, withPrecision, zeros } from '../engine/index.js';
 import type { Classifier } from '../models/classifier.js';
-import { type Eps, type Norm, checkInputs, epsTensor, inMode } from './common.js';
+import { type Eps, type Norm, checkInputs, epsTensor, inMode, positiveInteger } from './common.js';
 import type { AttackSpec, MinimalResult, RunOptions } from './registry.js';
 import { indexTensor, keepWithinEps, logitsOf, mergeRows, normsOf, perImage } from './batch.js';
 
@@ -118,11 +118,6 @@ interface Settings {
   beta: number;
   finalSearch: number;
   y: Tensor;
-}
-
-function positiveInteger(name: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw new Error(`${name} must be a positive integer, got ${describeValue(v)}`);
-  return v;
 }
 
 function settings(model: Classifier, opts: FabOptions): Settings {

@@ -45,7 +45,7 @@
  */
 import { type Generator, type Tensor, cat, describeValue, noGrad, rand, randn, scope, tensor } from '../engine/index.js';
 import type { Classifier } from '../models/classifier.js';
-import { checkInputs, clipToRange, epsTensor, inMode } from './common.js';
+import { checkInputs, clipToRange, epsTensor, inMode, positiveInteger } from './common.js';
 import type { AttackSpec, MinimalResult, RunOptions } from './registry.js';
 import { indexTensor, indicesWhere, keepWithinEps, logitsOf, mergeRows, normsOf } from './batch.js';
 
@@ -96,11 +96,6 @@ interface Settings {
   gamma: number;
   initTrials: number;
   y: Tensor;
-}
-
-function positiveInteger(name: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw new Error(`${name} must be a positive integer, got ${describeValue(v)}`);
-  return v;
 }
 
 function settings(opts: HopSkipJumpOptions): Settings {

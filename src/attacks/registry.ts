@@ -24,6 +24,7 @@ import { RANDOM_NORMAL, RANDOM_SIGN } from './random-noise.js';
 import { R_STEP_LL } from './r-step-ll.js';
 import { basicIter, iterLL, miFgsm, pgd } from './iterative.js';
 import { keepWithinEps } from './batch.js';
+import { APGD_CE, APGD_DLR, APGD_T } from './apgd.js';
 import { FAB, FAB_T } from './fab.js';
 import { HOP_SKIP_JUMP } from './hop-skip-jump.js';
 
@@ -147,7 +148,7 @@ export function registerAttack(spec: AttackSpec): void {
 }
 
 for (const m of ONE_STEP_METHODS) registerAttack(oneStepSpec(m));
-for (const s of [...ITERATIVE, FAB, FAB_T, HOP_SKIP_JUMP]) registerAttack(s);
+for (const s of [...ITERATIVE, APGD_CE, APGD_DLR, APGD_T, FAB, FAB_T, HOP_SKIP_JUMP]) registerAttack(s);
 
 /** Every registered attack, in registration order. */
 export function attacks(): AttackSpec[] {
