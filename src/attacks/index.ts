@@ -27,3 +27,7 @@ export type MethodName = string;
 
 /** Names of every registered attack, in registration order. */
 export const METHOD_NAMES: readonly MethodName[] = attackNames();
+export { apgdCe, apgdDlr, apgdTargeted, apgdCheckpoints, APGD_CE, APGD_DLR, APGD_T } from './apgd.js';
+export { fab, fabTargeted, FAB, FAB_T } from './fab.js';
+export { hopSkipJump, HOP_SKIP_JUMP } from './hop-skip-jump.js';
+export { squareAttack, squareSearch, SQUARE } from './square.js';

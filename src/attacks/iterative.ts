@@ -9,8 +9,9 @@
 import { type Tensor, noGrad, rand, scope, zerosLike } from '../engine/index.js';
 import type { Classifier } from '../models/classifier.js';
 import {
-  type AttackOptions, type Norm, checkInputs, crossEntropySum, epsTensor, inMode, inputGradient, project, unitStep,
+  type AttackOptions, type Norm, checkInputs, crossEntropySum, epsPixels, epsTensor, inMode, inputGradient, positiveInteger, project, unitStep,
 } from './common.js';
+import { indexTensor, logitsOf, mergeRows } from './batch.js';
 import { type LabelSource, chooseLabels } from './labels.js';
 
 export interface IterativeOptions extends AttackOptions {
@@ -118,14 +119,43 @@ export function iterLL(model: Classifier, x: Tensor, opts: IterativeOptions): Te
 export interface PgdOptions extends IterativeOptions {
   /** Ball and step norm (default 'linf'). */
   norm?: Norm;
+  /** Runs from fresh random starts on the images still unbroken (default 1). */
+  restarts?: number;
 }
 
-/** PGD: a uniform random start in the ball, then projected steps; defaults 10 steps of 2.5 eps / 10. */
+/**
+ * PGD: a uniform random start in the ball, then projected steps; defaults 10
+ * steps of 2.5 eps / 10. With `restarts` > 1, each further run starts afresh
+ * (the same random stream, drawn on) on the images no earlier run has
+ * misclassified (which needs the true labels y); each image keeps the first
+ * run's result that misclassifies it, else the last run's.
+ */
 export function pgd(model: Classifier, x: Tensor, opts: PgdOptions): Tensor {
-  return iterate(model, x, {
+  const spec: LoopSpec = {
     name: 'pgd', label: 'true', sense: 1, norm: opts?.norm ?? 'linf', randomStart: true, momentum: null,
     defaultAlpha: (e, s) => (2.5 * e) / Math.max(s, 1), defaultSteps: () => 10,
-  }, opts);
+  };
+  const restarts = positiveInteger('restarts', opts?.restarts ?? 1);
+  if (restarts === 1) return iterate(model, x, spec, opts);
+  checkInputs(model, x, opts);
+  const y = opts.y;
+  if (!y) throw new Error('pgd with restarts needs the true labels y (a restart runs on the images still classified correctly): pass y');
+  const eps = epsPixels(x, opts.eps, 'eps', spec.norm);
+  let out = iterate(model, x, spec, opts);
+  for (let r = 1; r < restarts; r++) {
+    const next = scope(() => {
+      const correct = inMode(model, opts.training ?? false, () => logitsOf(model, out, opts.precision).argmax(1).eq(y));
+      const still = Array.from(correct.dataSync() as Uint8Array).flatMap((c, i) => (c ? [i] : []));
+      if (still.length === 0) return null;
+      const idx = indexTensor(still);
+      const again = iterate(model, x.indexSelect(0, idx), spec, { ...opts, y: y.indexSelect(0, idx), eps: still.map((i) => eps[i] as number) });
+      return mergeRows(out, idx, again);
+    });
+    if (next === null) break;
+    out.dispose();
+    out = next;
+  }
+  return out;
 }
 
 export interface MomentumOptions extends IterativeOptions {

@@ -27,6 +27,7 @@ import { keepWithinEps } from './batch.js';
 import { APGD_CE, APGD_DLR, APGD_T } from './apgd.js';
 import { FAB, FAB_T } from './fab.js';
 import { HOP_SKIP_JUMP } from './hop-skip-jump.js';
+import { SQUARE } from './square.js';
 
 /**
  * - one-step: one gradient (or random) step of size eps;
@@ -128,8 +129,8 @@ const ITERATIVE: AttackSpec[] = [
     kind: 'iterative', norms: ['linf'], label: 'leastLikely', gradients: true, options: ['label', 'steps'], run: iterLL,
   },
   {
-    name: 'pgd', summary: 'projected gradient descent from a random start: 10 steps of 2.5 eps / 10',
-    kind: 'iterative', norms: ['linf', 'l2', 'l1'], label: 'true', gradients: true, options: ['label', 'steps', 'norm'], defaults: { steps: 10 }, run: pgd,
+    name: 'pgd', summary: 'projected gradient descent from a random start: 10 steps of 2.5 eps / 10, restarts on the unbroken images',
+    kind: 'iterative', norms: ['linf', 'l2', 'l1'], label: 'true', gradients: true, options: ['label', 'steps', 'restarts', 'norm'], defaults: { steps: 10, restarts: 1 }, run: pgd,
   },
   {
     name: 'mi-fgsm', summary: 'momentum iterative FGSM: 10 steps of eps / 10, decay 1',
@@ -148,7 +149,7 @@ export function registerAttack(spec: AttackSpec): void {
 }
 
 for (const m of ONE_STEP_METHODS) registerAttack(oneStepSpec(m));
-for (const s of [...ITERATIVE, APGD_CE, APGD_DLR, APGD_T, FAB, FAB_T, HOP_SKIP_JUMP]) registerAttack(s);
+for (const s of [...ITERATIVE, APGD_CE, APGD_DLR, APGD_T, FAB, FAB_T, SQUARE, HOP_SKIP_JUMP]) registerAttack(s);
 
 /** Every registered attack, in registration order. */
 export function attacks(): AttackSpec[] {

@@ -35,6 +35,34 @@ for (const name of A.METHOD_NAMES) {
   });
 }
 
+const sizeIn = (d: number[], norm: A.Norm): number =>
+  norm === 'l2' ? Math.hypot(...d) : norm === 'l1' ? d.reduce((s, v) => s + Math.abs(v), 0) : Math.max(...d.map(Math.abs));
+
+for (const spec of A.attacks()) {
+  const norms = spec.options.includes('norm') ? spec.norms : [];
+  for (const norm of norms) {
+    test(`${spec.name} ${norm}: within eps in ${norm} and within the range`, () => {
+      scope(() => {
+        const eps = [40, 10, 25, 0];
+        const adv = rows(run(spec.name, eps, { norm } as Partial<A.RunOptions>));
+        adv.forEach((r, k) => {
+          const d = r.map((v, i) => v - ((X[k] as number[])[i] as number));
+          assert.ok(r.every((v) => v >= 0 && v <= 1), `${spec.name} ${norm}: image ${k} left [0, 1]`);
+          assert.ok(sizeIn(d, norm) <= (eps[k] as number) / 255 + 1e-12, `${spec.name} ${norm}: image ${k} moved ${sizeIn(d, norm) * 255} for eps ${eps[k]}`);
+        });
+      });
+    });
+  }
+  test(`${spec.name}: seeded runs repeat bit for bit${spec.kind === 'one-step' ? '' : ', and early exit changes no result'}`, () => {
+    scope(() => {
+      const eps = [40, 10, 25, 6];
+      const a = rows(run(spec.name, eps));
+      assert.deepEqual(rows(run(spec.name, eps)), a, `${spec.name}: a second run with the same seed differs`);
+      if (spec.kind !== 'one-step') assert.deepEqual(rows(run(spec.name, eps, { earlyExit: false } as Partial<A.RunOptions>)), a, `${spec.name}: earlyExit: false changed a result`);
+    });
+  });
+}
+
 test('FGSM, step l.l. and random sign move every unclipped pixel by exactly eps', () => {
   scope(() => {
     for (const name of ['fgsm', 'step-ll', 'fast-predicted', 'random-sign'] as const) {

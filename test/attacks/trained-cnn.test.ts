@@ -51,7 +51,7 @@ test('gradient methods lower accuracy; iterative lower than FGSM; noise hurts fa
   const eps = 64;
   const acc: Record<string, number> = {};
   // The paper's methods; the evaluation-standard attacks have their own tests.
-  for (const spec of A.attacks().filter((a) => a.kind === 'one-step' || a.kind === 'iterative')) {
+  for (const spec of A.attacks().filter((a) => a.kind === 'one-step' || (a.kind === 'iterative' && !a.name.startsWith('apgd')))) {
     acc[spec.name] = scope(() => accuracy(spec.run(model, x, { eps, y, generator: new Generator(1) })));
   }
   t.diagnostic(`accuracy at eps ${eps}: ${JSON.stringify({ clean, ...acc })}`);
