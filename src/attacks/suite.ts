@@ -97,6 +97,9 @@ export interface SuiteResult {
   perAttack: SuiteAttackResult[];
 }
 
+/** The overrides that are set (an undefined one keeps the step's own setting). */
+const defined = (o: SuiteStep['options']): SuiteStep['options'] => Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined));
+
 /** Per-image correctness of the model on x against y. */
 function correctOf(model: Classifier, x: Tensor, y: Tensor, precision?: Precision): boolean[] {
   return noGrad(() => scope(() => Array.from(logitsOf(model, x, precision).argmax(1).eq(y).dataSync() as Uint8Array, (v) => v !== 0)));
@@ -130,7 +133,7 @@ export function runSuite(model: Classifier, x: Tensor, y: Tensor, steps: readonl
             const xs = x.indexSelect(0, index);
             const ys = y.indexSelect(0, index);
             const runOpts: RunOptions = declaredOptions(spec, {
-              ...step.options, ...opts.overrides, eps: active.map((i) => epsValues[i] as number), y: ys,
+              ...step.options, ...defined(opts.overrides), eps: active.map((i) => epsValues[i] as number), y: ys,
               generator: new Generator(opts.seed ?? 0), precision: opts.precision, norm: opts.norm, onProgress: opts.onProgress,
             });
             const adv = spec.run(model, xs, runOpts);

@@ -45,6 +45,8 @@ ${CONTRACT_HELP}
   --batch N         batch size (default 128)
   --seed N          seed of random methods (default 0)
   ${STEPS_HELP}
+  --queries N       query budget of the query-only attacks (default: each
+                    attack's own, 5000 for the suite's Square)
   --precision P     precision of forward passes and attacks: auto (default:
                     bf16-autocast where the CPU has bfloat16 instructions),
                     fp32, bf16-autocast; see docs/precision.md
@@ -64,6 +66,7 @@ ${CONTRACT_HELP}
       batch: { type: 'string' },
       seed: { type: 'string' },
       steps: { type: 'string' },
+      queries: { type: 'string' },
       json: { type: 'string' },
       precision: { type: 'string', default: 'auto' },
       ...CONTRACT_OPTIONS,
@@ -79,6 +82,7 @@ ${CONTRACT_HELP}
     const batchSize = positiveInt('eval', 'batch', o.batch, 128);
     const seed = nonNegativeInt('eval', 'seed', o.seed, 0);
     const steps = stepsOption('eval', o.steps);
+    const queries = o.queries === undefined ? undefined : positiveInt('eval', 'queries', o.queries, 1);
     const limit = o.limit === undefined ? undefined : positiveInt('eval', 'limit', o.limit, 1);
     const model = await loadModel(o.model, 'eval', o);
     const opened = await openData(o.data, 'eval', { limit, imageSize: [model.inputShape[1], model.inputShape[2]] }).catch((e: unknown) => {
@@ -90,7 +94,7 @@ ${CONTRACT_HELP}
     const group = initProcessGroup();
     try {
       const bar = group.rank === 0 ? progressBar('eval') : null;
-      const result = await evaluate(model, data, { methods, suite, norm, auditProbes: !o['no-audit'], eps, batchSize, seed, label, steps, onProgress: bar?.update, group, precision }).catch((e: unknown) => {
+      const result = await evaluate(model, data, { methods, suite, norm, auditProbes: !o['no-audit'], eps, batchSize, seed, label, steps, queries, onProgress: bar?.update, group, precision }).catch((e: unknown) => {
         // A norm a method does not have is the caller's error.
         if (e instanceof Error && /works in .*, not /.test(e.message)) throw new UsageError(`advml eval: ${e.message}`);
         throw e;
@@ -121,7 +125,7 @@ const pct = (v: number): string => (v * 100).toFixed(1).padStart(5);
 function printTable(r: EvalResult): void {
   const ci = (i: { value: number; halfWidth: number }): string => `${pct(i.value)} ±${(i.halfWidth * 100).toFixed(1).padStart(4)}`;
   console.log(`${r.images} images. clean top-1 ${ci(r.clean.top1)}%  top-5 ${ci(r.clean.top5)}%`);
-  console.log(`${'method'.padEnd(15)} ${'eps'.padStart(5)}  ${'label'.padEnd(11)} ${'top-1 %'.padEnd(12)} ${'top-5 %'.padEnd(12)} ratio  notes`);
+  if (r.cells.length) console.log(`${'method'.padEnd(15)} ${'eps'.padStart(5)}  ${'label'.padEnd(11)} ${'top-1 %'.padEnd(12)} ${'top-5 %'.padEnd(12)} ratio  notes`);
   for (const c of r.cells) {
     const above = c.labelLeaking ? 'LABEL LEAKING' : c.aboveClean ? 'ABOVE CLEAN (the attack helps the model)' : '';
     const notes = [c.tiedWithStrongest ? 'strongest (tied)' : '', above].filter(Boolean).join(', ');

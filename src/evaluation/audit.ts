@@ -169,18 +169,22 @@ export function audit(cells: readonly Cell[], suite: SuiteSummary | undefined, p
     comparedBlack ? (whiteVsBlack.join('; ') || 'no transfer or query-only attack beats the strongest white-box attack beyond the intervals') : 'needs a query-only method or transfer results beside a white-box method');
 
   const rises: string[] = [];
-  const methods = [...new Set(cells.map((c) => c.method))];
-  for (const m of methods) {
-    const row = cells.filter((c) => c.method === m).sort((a, b) => a.eps - b.eps);
+  // Each method's accuracies over eps, and the suite's robust accuracies.
+  const curves = [...new Set(cells.map((c) => c.method))].map((m) => ({
+    name: m, points: cells.filter((c) => c.method === m).map((c) => ({ eps: c.eps, accuracy: c.top1 })),
+  }));
+  if (suite) curves.push({ name: `suite ${suite.name}`, points: suite.rows.map((r) => ({ eps: r.eps, accuracy: r.robustAccuracy })) });
+  for (const curve of curves) {
+    const row = [...curve.points].sort((a, b) => a.eps - b.eps);
     for (let i = 1; i < row.length; i++) {
-      const lo = row[i - 1] as Cell;
-      const hi = row[i] as Cell;
-      if (below(lo.top1, hi.top1)) rises.push(`${m}: ${show(lo.top1)} at eps ${lo.eps}, ${show(hi.top1)} at eps ${hi.eps}`);
+      const lo = row[i - 1] as (typeof row)[number];
+      const hi = row[i] as (typeof row)[number];
+      if (below(lo.accuracy, hi.accuracy)) rises.push(`${curve.name}: ${show(lo.accuracy)} at eps ${lo.eps}, ${show(hi.accuracy)} at eps ${hi.eps}`);
     }
   }
-  const severalEps = epsList.length > 1;
+  const severalEps = curves.some((c) => c.points.length > 1);
   add('accuracy-rises-with-eps', 'Does accuracy fall (or stay) as eps grows?', severalEps ? (rises.length ? 'fired' : 'passed') : 'not-run',
-    severalEps ? (rises.join('; ') || `every method's accuracy is non-increasing over eps ${epsList.join(', ')}`) : 'needs two or more eps values');
+    severalEps ? (rises.join('; ') || `every method's accuracy${suite ? ' and the suite\'s robust accuracy' : ''} is non-increasing in eps`) : 'needs two or more eps values');
 
   if (probes && probes.unbounded.n > 0) {
     const acc = proportion(probes.unbounded.correct, probes.unbounded.n);

@@ -45,6 +45,8 @@ export interface EvalOptions {
   precision?: Precision;
   /** Steps of the iterative methods (default: each method's own). */
   steps?: number;
+  /** Query budget of the query-only attacks, e.g. the suite's Square (default: each attack's own, 5,000 for Square). */
+  queries?: number;
   /** Progress: images done and total. */
   onProgress?: (done: number, total: number) => void;
   /**
@@ -173,10 +175,10 @@ export async function evaluate(model: Classifier, data: Dataset, opts: EvalOptio
           });
         };
         suiteCounts.forEach((counts, i) => scope(() => {
-          const r = A.runSuite(model, x, y, suiteSteps as readonly A.SuiteStep[], eps[i] as number, { seed: opts.seed ?? 0, precision, norm, overrides: opts.steps === undefined ? undefined : { steps: opts.steps } });
+          const r = A.runSuite(model, x, y, suiteSteps as readonly A.SuiteStep[], eps[i] as number, { seed: opts.seed ?? 0, precision, norm, overrides: { steps: opts.steps, queries: opts.queries } });
           addSuiteResult(counts, r);
         }));
-        const advs = A.attackGrid(model, x, y, opts.methods, eps, { seed: opts.seed ?? 0, label: opts.label, precision, steps: opts.steps, norm, onMinimal });
+        const advs = A.attackGrid(model, x, y, opts.methods, eps, { seed: opts.seed ?? 0, label: opts.label, precision, steps: opts.steps, queries: opts.queries, norm, onMinimal });
         for (const [m, list] of advs) {
           list.forEach((adv, i) => {
             const h = hits(model, adv, y, precision);
@@ -256,6 +258,8 @@ export function summarise(
         labelLeaking: difference.low > 0 && A.labelSourceOf(m, label) === 'true', tiedWithStrongest: false, counts: c,
       };
     });
+    // A suite alone has no grid cells.
+    if (row.length === 0) continue;
     const strongest = row.reduce((a, b) => (b.top1.value < a.top1.value ? b : a));
     for (const cell of row) cell.tiedWithStrongest = overlaps(cell.top1, strongest.top1);
     cells.push(...row);

@@ -46,3 +46,27 @@ test('advml eval rejects bad options by name', () => {
     assert.match(r.stderr, re);
   }
 });
+
+test('advml eval --suite autoattack: robust accuracy with its interval, what each attack broke, the audit', () => {
+  const json = join(dir, 'suite.json');
+  const r = runCli(['eval', '--model', ckpt, '--limit', '24', '--suite', 'autoattack', '--eps', '16,64', '--steps', '10', '--queries', '50', '--no-audit', '--json', json]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /suite autoattack \(apgd-ce, apgd-t, fab-t, square\), linf:/);
+  const out = JSON.parse(readFileSync(json, 'utf8')) as {
+    suite: { attacks: string[]; rows: { eps: number; n: number; robust: number; robustAccuracy: { value: number; low: number; high: number }; attacks: { attack: string; broken: number; attacked: number }[] }[] };
+    audit: { checks: { id: string; status: string }[] };
+  };
+  assert.deepEqual(out.suite.attacks, ['apgd-ce', 'apgd-t', 'fab-t', 'square']);
+  const [small, large] = out.suite.rows as [typeof out.suite.rows[number], typeof out.suite.rows[number]];
+  for (const row of out.suite.rows) {
+    assert.equal(row.n, 24);
+    assert.equal(row.robustAccuracy.value, row.robust / row.n);
+    assert.ok(row.robustAccuracy.low <= row.robustAccuracy.value && row.robustAccuracy.value <= row.robustAccuracy.high);
+    // Each attack runs on what the previous ones left.
+    row.attacks.forEach((a, k) => {
+      if (k > 0) assert.equal(a.attacked, (row.attacks[k - 1] as { attacked: number; broken: number }).attacked - (row.attacks[k - 1] as { broken: number }).broken);
+    });
+  }
+  assert.ok(large.robust < small.robust || large.robust === 0, `eps 64 robust ${large.robust} vs eps 16 ${small.robust}`);
+  assert.ok(out.audit.checks.some((c) => c.id === 'accuracy-rises-with-eps'));
+});
