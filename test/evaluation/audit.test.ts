@@ -11,6 +11,7 @@ import { TensorDataset, loadMnist } from '../../src/data/index.js';
 import { type AuditResult, audit, evaluate, proportion, summarise } from '../../src/evaluation/index.js';
 import { Classifier, loadClassifier } from '../../src/models/index.js';
 import { Module } from '../../src/nn/index.js';
+import * as A from '../../src/attacks/index.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -107,4 +108,13 @@ test('the grid checks fire on results built to trigger them', () => {
   assert.equal(status(fine.audit, 'iterative-weaker'), 'passed');
   assert.equal(status(fine.audit, 'accuracy-rises-with-eps'), 'passed');
   assert.equal(fine.audit.flagged, false);
+});
+
+test('Square breaking what APGD-CE left fires query-beats-white-box on a gradient-masking model, not on the plain one', async () => {
+  const suite = A.suiteOf(['apgd-ce', 'square']);
+  const opts = { methods: [], suite, eps: [48], batchSize: 64, precision: 'fp32' as const, steps: 20, queries: 300, auditProbes: false };
+  const masked = await evaluate(wrapped((x, inner) => inner.forward(x.mul(4).round().div(4))), data, opts);
+  assert.equal(status(masked.audit, 'query-beats-white-box'), 'fired', JSON.stringify(masked.suite?.rows));
+  const fine = await evaluate(plain, data, opts);
+  assert.equal(status(fine.audit, 'query-beats-white-box'), 'passed', JSON.stringify(fine.suite?.rows));
 });
