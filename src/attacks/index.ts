@@ -31,3 +31,4 @@ export { apgdCe, apgdDlr, apgdTargeted, apgdCheckpoints, APGD_CE, APGD_DLR, APGD
 export { fab, fabTargeted, FAB, FAB_T } from './fab.js';
 export { hopSkipJump, HOP_SKIP_JUMP } from './hop-skip-jump.js';
 export { squareAttack, squareSearch, SQUARE } from './square.js';
+export { deepFool, DEEPFOOL } from './deepfool.js';

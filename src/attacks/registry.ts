@@ -28,6 +28,7 @@ import { APGD_CE, APGD_DLR, APGD_T } from './apgd.js';
 import { FAB, FAB_T } from './fab.js';
 import { HOP_SKIP_JUMP } from './hop-skip-jump.js';
 import { SQUARE } from './square.js';
+import { DEEPFOOL } from './deepfool.js';
 
 /**
  * - one-step: one gradient (or random) step of size eps;
@@ -149,7 +150,7 @@ export function registerAttack(spec: AttackSpec): void {
 }
 
 for (const m of ONE_STEP_METHODS) registerAttack(oneStepSpec(m));
-for (const s of [...ITERATIVE, APGD_CE, APGD_DLR, APGD_T, FAB, FAB_T, SQUARE, HOP_SKIP_JUMP]) registerAttack(s);
+for (const s of [...ITERATIVE, APGD_CE, APGD_DLR, APGD_T, FAB, FAB_T, DEEPFOOL, SQUARE, HOP_SKIP_JUMP]) registerAttack(s);
 
 /** Every registered attack, in registration order. */
 export function attacks(): AttackSpec[] {
