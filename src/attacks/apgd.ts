@@ -21,13 +21,16 @@
  * it stays and its result is still that iterate). An image never broken gets
  * its highest-loss iterate.
  *
- * Departures from the paper, as in its reference code:
+ * Departures from the paper's Algorithm 1, as in its reference code:
  * - x(0) is a random point of the ball (L-inf: uniform noise scaled so its
  *   largest entry is eps; L2: a Gaussian direction of length eps), clipped to
  *   the range, instead of the clean image;
  * - the checkpoint test runs after w_j updates, and condition 1 counts the
  *   w_j - w_{j-1} comparisons of consecutive losses ending there;
  * - the last iterate's gradient, which no step uses, is not computed.
+ * Where the paper and its code differ, the paper is followed: condition 1 is
+ * a strict "fewer than" (the code: at most), and condition 2 applies at the
+ * first checkpoint too (the code skips it there).
  * With `eot`, each gradient, loss and logits is the mean over that many
  * forward and backward passes (expectation over transformation, the `rand`
  * suite's 20). APGD for L1 is a different algorithm (2021) and is not here.

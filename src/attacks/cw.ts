@@ -33,7 +33,7 @@
  */
 import { type Tensor, describeValue, full, scope, tensor, where, zerosLike } from '../engine/index.js';
 import type { Classifier } from '../models/classifier.js';
-import { checkInputs, epsTensor, inMode } from './common.js';
+import { checkInputs, epsTensor, inMode, positiveInteger } from './common.js';
 import type { AttackSpec, MinimalResult, RunOptions } from './registry.js';
 import { indexTensor, indicesWhere, keepWithinEps, logitsOf, lossAndGradient, margin, mergeRows, normsOf, perImage } from './batch.js';
 
@@ -77,11 +77,6 @@ interface Settings {
   learningRate: number;
   confidence: number;
   y: Tensor;
-}
-
-function positiveInteger(name: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw new Error(`${name} must be a positive integer, got ${describeValue(v)}`);
-  return v;
 }
 
 function positiveNumber(name: string, v: unknown): number {

@@ -32,3 +32,4 @@ export { fab, fabTargeted, FAB, FAB_T } from './fab.js';
 export { hopSkipJump, HOP_SKIP_JUMP } from './hop-skip-jump.js';
 export { squareAttack, squareSearch, SQUARE } from './square.js';
 export { deepFool, DEEPFOOL } from './deepfool.js';
+export { carliniWagnerL2, CW_L2 } from './cw.js';

@@ -29,6 +29,7 @@ import { FAB, FAB_T } from './fab.js';
 import { HOP_SKIP_JUMP } from './hop-skip-jump.js';
 import { SQUARE } from './square.js';
 import { DEEPFOOL } from './deepfool.js';
+import { CW_L2 } from './cw.js';
 
 /**
  * - one-step: one gradient (or random) step of size eps;
@@ -150,7 +151,7 @@ export function registerAttack(spec: AttackSpec): void {
 }
 
 for (const m of ONE_STEP_METHODS) registerAttack(oneStepSpec(m));
-for (const s of [...ITERATIVE, APGD_CE, APGD_DLR, APGD_T, FAB, FAB_T, DEEPFOOL, SQUARE, HOP_SKIP_JUMP]) registerAttack(s);
+for (const s of [...ITERATIVE, APGD_CE, APGD_DLR, APGD_T, FAB, FAB_T, DEEPFOOL, CW_L2, SQUARE, HOP_SKIP_JUMP]) registerAttack(s);
 
 /** Every registered attack, in registration order. */
 export function attacks(): AttackSpec[] {
