@@ -3,9 +3,10 @@
  * the box, the nearest point of another class is at L2 distance
  * min_c (z_y - z_c) / ||w_y - w_c||_2 and L-inf distance
  * min_c (z_y - z_c) / ||w_y - w_c||_1, and DeepFool reaches that boundary in
- * one step (plus the reference code's 1e-4), times 1 + overshoot. Then its
- * properties: range, failures, misclassified images, early exit, repeats,
- * per-image eps, errors. Expected values are computed here in plain float64.
+ * one step (plus the reference code's 1e-4), times 1 + overshoot: the found
+ * size is compared to 1.02 (distance + 1e-4) to 1e-9, and with overshoot 0 to
+ * the distance itself (within 1%, never below). Then its properties: range,
+ * failures, misclassified images, early exit, repeats, per-image eps, errors. Expected values are computed here in plain float64.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -59,7 +60,7 @@ function nearest(x: number[], y: number, norm: 'l2' | 'linf', classes: number[] 
 }
 
 for (const norm of ['l2', 'linf'] as const) {
-  test(`DeepFool ${norm} on an affine model: one step to the nearest boundary, times 1 + overshoot, exactly`, () => {
+  test(`DeepFool ${norm} on an affine model: one step, size exactly 1.02 (minimal distance + 1e-4), misclassified`, () => {
     scope(() => {
       const scale = wide.pixelScale;
       let progress = 0;
@@ -79,7 +80,7 @@ for (const norm of ['l2', 'linf'] as const) {
     });
   });
 
-  test(`DeepFool ${norm} with overshoot 0 finds the minimal distance within 1%`, () => {
+  test(`DeepFool ${norm} with overshoot 0: size within 1% of the minimal distance (exactly distance + 1e-4), misclassified`, () => {
     scope(() => {
       const found = deepFool(wide, batch(X), { y: labels(Y), norm, overshoot: 0 });
       X.forEach((x, k) => {
@@ -93,6 +94,26 @@ for (const norm of ['l2', 'linf'] as const) {
     });
   });
 }
+
+test('DeepFool on a binary affine model: one step to its one boundary, in L2 and L-inf', () => {
+  scope(() => {
+    const two = affine(W.slice(0, 2), B.slice(0, 2), [-100, 100]);
+    const z2 = (x: number[]): number[] => logits(x).slice(0, 2);
+    const y2 = X.map((x) => argmax(z2(x)));
+    for (const norm of ['l2', 'linf'] as const) {
+      let progress = 0;
+      const found = deepFool(two, batch(X), { y: labels(y2), norm, onProgress: () => progress++ });
+      assert.equal(progress, 1);
+      const adv = rows(found.adversarial);
+      X.forEach((x, k) => {
+        const { d } = nearest(x, y2[k] as number, norm, [0, 1]);
+        const got = found.norms[k] as number;
+        assert.ok(Math.abs(got / ((1.02 * (d + PAD)) / two.pixelScale) - 1) < 1e-9, `${norm} image ${k}: ${got}`);
+        assert.notEqual(argmax(z2(adv[k] as number[])), y2[k]);
+      });
+    }
+  });
+});
 
 test('DeepFool with 2 candidates steps to the boundary of the second most likely class', () => {
   scope(() => {

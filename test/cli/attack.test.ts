@@ -50,7 +50,7 @@ test('advml attack writes PNGs and a summary with predictions and perturbation n
 
 test('advml attack: bad options give a clear message and exit code 2; a bad checkpoint names the file', () => {
   const cases: [string[], RegExp][] = [
-    [['attack', '--model', ckpt, '--out', dir, '--method', 'deepfool'], /unknown method 'deepfool'/],
+    [['attack', '--model', ckpt, '--out', dir, '--method', 'deep-fool'], /unknown method 'deep-fool'/],
     [['attack', '--model', ckpt, '--out', dir, '--eps', '4,-1'], /--eps value 2 must be a number in \[0, 255\] pixel values, got '-1'/],
     [['attack', '--model', ckpt, '--out', dir, '--eps', '0x10'], /advml attack: --eps must be a number in \[0, 255\] pixel values, got '0x10'/],
     [['attack', '--model', ckpt, '--out', dir, '--eps', '4,'], /--eps value 2 must be a number .*, got ''/],

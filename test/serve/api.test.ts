@@ -209,7 +209,7 @@ describe('advml serve API', () => {
       ['both image and sample', form({ ...base, sample: mnistSample.id, image: new Blob([goodPng]) }), 400, /exactly one of 'image'/],
       ['neither', form(base), 400, /exactly one of 'image'/],
       ['unknown sample', form({ ...base, sample: '../../package.json' }), 400, /unknown sample/],
-      ['unknown method', form({ ...base, sample: mnistSample.id, method: 'deepfool' }), 400, /unknown method 'deepfool'/],
+      ['unknown method', form({ ...base, sample: mnistSample.id, method: 'deep-fool' }), 400, /unknown method 'deep-fool'/],
       ['no method', form({ sample: mnistSample.id, model: 'mnist', eps: '8' }), 400, /method is required/],
       ['unknown model', form({ ...base, sample: mnistSample.id, model: 'resnet152' }), 400, /unknown model 'resnet152'/],
       ['three models', form({ ...base, sample: mnistSample.id, model: ['mnist', 'mnist-2', 'mnist'] }), 400, /one or two models/],
