@@ -42,3 +42,21 @@ test('sharded advml transfer gives exactly the counts of one process', () => {
     .map(({ sourceFooled, transferred, targetErrors, n }) => [sourceFooled, transferred, targetErrors, n]);
   assert.deepEqual(pick(two), pick(one));
 });
+
+test('sharded advml eval with a suite and a minimal-perturbation method gives the counts and sizes of one process', () => {
+  // Deterministic attacks only: a seeded random start depends on how the images are batched.
+  const args = ['eval', '--model', a, '--limit', '61', '--methods', 'deepfool', '--suite', 'fgsm,basic-iter', '--eps', '8,32', '--no-audit'];
+  type Out = { suite: { rows: { n: number; robust: number; attacks: { attack: string; broken: number; attacked: number }[] }[] }; minimal: unknown[] };
+  const pick = (f: string): unknown => {
+    const o = JSON.parse(readFileSync(f, 'utf8')) as Out;
+    return { suite: o.suite.rows.map((r) => [r.n, r.robust, r.attacks.map((x) => [x.attack, x.broken, x.attacked])]), minimal: o.minimal };
+  };
+  const one = join(dir, 's1.json');
+  const two = join(dir, 's2.json');
+  assert.equal(runCli([...args, '--json', one]).status, 0);
+  const r = runCli(['launch', '--nproc-per-node', '2', '--', ...args, '--json', two], { timeoutMs: 120_000 });
+  assert.equal(r.status, 0, r.stderr + r.stdout);
+  const expected = pick(one) as { suite: [number, number][] };
+  assert.equal(expected.suite[0]?.[0], 61);
+  assert.deepEqual(pick(two), expected);
+});
