@@ -3,7 +3,8 @@
  * ball and the valid range after every step.
  *   basic iter.: X_{n+1} = Clip_{X,eps}(X_n + alpha sign(grad J(X_n, y_true)))
  *   iter. l.l.:  X_{n+1} = Clip_{X,eps}(X_n - alpha sign(grad J(X_n, y_LL))), y_LL fixed from the clean X
- *   PGD:         basic iter. from a uniform random start in the ball (any norm)
+ *   PGD:         basic iter. from a random start: uniform in the L-inf cube of side 2 eps,
+ *                projected onto the ball (for L2 and L1 not uniform in the ball)
  *   MI-FGSM:     g_{n+1} = mu g_n + grad / ||grad||_1, X_{n+1} = Clip_{X,eps}(X_n + alpha sign(g_{n+1}))
  */
 import { type Tensor, noGrad, rand, scope, zerosLike } from '../engine/index.js';
@@ -17,7 +18,7 @@ import { type LabelSource, chooseLabels } from './labels.js';
 export interface IterativeOptions extends AttackOptions {
   /** Step size in pixel units (default 1, the paper's alpha). */
   alpha?: number;
-  /** Number of steps (default: the paper's min(eps + 4, 1.25 eps), rounded up, for the largest eps). */
+  /** Number of steps (default: basic iter. and iter. l.l. the paper's min(eps + 4, 1.25 eps), rounded up, for the largest eps; PGD and MI-FGSM 10). */
   steps?: number;
   /** Label source; each method has its own default. */
   label?: LabelSource;
