@@ -85,7 +85,7 @@ function positiveNumber(name: string, v: unknown): number {
 }
 
 function settings(opts: CwOptions): Settings {
-  if (opts.norm !== undefined && opts.norm !== 'l2') throw new Error(`cw-l2 works in l2, not ${describeValue(opts.norm)}`);
+  if (opts.norm !== undefined && opts.norm !== 'l2') throw new Error(`cw-l2: norm must be 'l2', got ${describeValue(opts.norm)}`);
   const steps = positiveInteger('steps', opts.steps ?? CW_STEPS);
   const binarySteps = positiveInteger('binarySteps', opts.binarySteps ?? CW_BINARY_STEPS);
   const initialConst = positiveNumber('initialConst', opts.initialConst ?? CW_INITIAL_CONST);

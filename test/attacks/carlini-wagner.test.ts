@@ -82,7 +82,7 @@ test('C&W L2: clear errors for bad options', () => {
   assert.throws(() => carliniWagnerL2(model, x, { y, steps: 0 }), /steps must be a positive integer, got 0/);
   assert.throws(() => carliniWagnerL2(model, x, { y, binarySteps: 2.5 }), /binarySteps must be a positive integer, got 2\.5/);
   assert.throws(() => carliniWagnerL2(model, x, { y, learningRate: -1 }), /learningRate must be a finite number > 0, got -1/);
-  assert.throws(() => carliniWagnerL2(model, x, { y, norm: 'linf' }), /cw-l2 works in l2, not the string 'linf'/);
+  assert.throws(() => carliniWagnerL2(model, x, { y, norm: 'linf' }), /cw-l2: norm must be 'l2', got the string 'linf'/);
   assert.throws(() => carliniWagnerL2(model, x, {}), /cw-l2 needs the true labels y/);
   assert.equal(CW_L2.kind, 'minimal');
 });
