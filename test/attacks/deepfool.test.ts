@@ -11,8 +11,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type Tensor, noGrad, scope, tensor } from '../../src/index.js';
-import { Activation, Flatten, Linear, Sequential } from '../../src/nn/index.js';
+import { Flatten, Linear, Sequential } from '../../src/nn/index.js';
 import { Classifier } from '../../src/models/index.js';
+import { MLP_CLASSES, tanhMlp } from './linear-model.js';
 import { DEEPFOOL, deepFool } from '../../src/attacks/deepfool.js';
 
 const D = 12;
@@ -132,20 +133,8 @@ test('DeepFool with 2 candidates steps to the boundary of the second most likely
 });
 
 // ---- properties on a small nonlinear model over [0, 1] ----
-const H = 8;
-const K = 4;
-function mlp(): Classifier {
-  const module = new Sequential(new Flatten(), new Linear(D, H), new Activation('tanh'), new Linear(H, K));
-  module.toDtype('float64');
-  const w1 = Array.from({ length: H }, (_, h) => Array.from({ length: D }, (_, i) => 1.5 * Math.sin(0.9 * h + 1.9 * i + 0.3)));
-  const w2 = Array.from({ length: K }, (_, c) => Array.from({ length: H }, (_, h) => 2 * Math.cos(1.7 * c + 0.8 * h)));
-  module.loadStateDict({
-    '1.weight': tensor(w1, { dtype: 'float64' }), '1.bias': tensor(Array.from({ length: H }, (_, h) => 0.2 * Math.sin(h)), { dtype: 'float64' }),
-    '3.weight': tensor(w2, { dtype: 'float64' }), '3.bias': tensor([0.1, -0.1, 0.2, 0], { dtype: 'float64' }),
-  });
-  return new Classifier(module, { classes: K, inputShape: SHAPE, inputRange: [0, 1], memoryFormat: 'contiguous' });
-}
-const net = mlp();
+const K = MLP_CLASSES;
+const net = tanhMlp();
 const XN = Array.from({ length: 10 }, (_, k) => Array.from({ length: D }, (_, i) => [0, 1, 0.5, 0.1, 0.9, 0.3, 0.7][(3 * k + i) % 7] as number));
 const xn = batch(XN);
 const predict = (model: Classifier, t: Tensor): number[] => scope(() => noGrad(() => model.logits(t).argmax(1)).toArray() as number[]);

@@ -4,7 +4,7 @@
  * tests compare against (independent of src/attacks).
  */
 import { type Tensor, tensor } from '../../src/index.js';
-import { Flatten, Linear, Sequential } from '../../src/nn/index.js';
+import { Activation, Flatten, Linear, Sequential } from '../../src/nn/index.js';
 import { Classifier } from '../../src/models/index.js';
 
 export const SHAPE: [number, number, number] = [3, 2, 2];
@@ -35,6 +35,21 @@ export const rows = (t: Tensor): number[][] => {
   const n = t.shape[0] as number;
   return Array.from({ length: n }, (_, k) => flat.slice(k * D, (k + 1) * D));
 };
+
+/** A small nonlinear float64 classifier (12 -> 8 tanh -> 4) over [0, 1], fixed irregular weights: attack properties beyond the affine case. */
+export const MLP_CLASSES = 4;
+export function tanhMlp(): Classifier {
+  const hidden = 8;
+  const module = new Sequential(new Flatten(), new Linear(D, hidden), new Activation('tanh'), new Linear(hidden, MLP_CLASSES));
+  module.toDtype('float64');
+  const w1 = Array.from({ length: hidden }, (_, h) => Array.from({ length: D }, (_, i) => 1.5 * Math.sin(0.9 * h + 1.9 * i + 0.3)));
+  const w2 = Array.from({ length: MLP_CLASSES }, (_, c) => Array.from({ length: hidden }, (_, h) => 2 * Math.cos(1.7 * c + 0.8 * h)));
+  module.loadStateDict({
+    '1.weight': tensor(w1, { dtype: 'float64' }), '1.bias': tensor(Array.from({ length: hidden }, (_, h) => 0.2 * Math.sin(h)), { dtype: 'float64' }),
+    '3.weight': tensor(w2, { dtype: 'float64' }), '3.bias': tensor([0.1, -0.1, 0.2, 0], { dtype: 'float64' }),
+  });
+  return new Classifier(module, { classes: MLP_CLASSES, inputShape: SHAPE, inputRange: [0, 1], memoryFormat: 'contiguous' });
+}
 
 // ---- the analytic model ----
 export const logits = (x: number[]): number[] => W.map((w, c) => w.reduce((s, wi, i) => s + wi * (x[i] as number), B[c] as number));
