@@ -3,7 +3,9 @@
  * with a plain-JavaScript float64 implementation of the formulas the attack
  * tests compare against (independent of src/attacks).
  */
-import { type Tensor, tensor } from '../../src/index.js';
+import { type Tensor, noGrad, scope, tensor } from '../../src/index.js';
+import assert from 'node:assert/strict';
+import type { MinimalResult } from '../../src/attacks/index.js';
 import { Activation, Flatten, Linear, Sequential } from '../../src/nn/index.js';
 import { Classifier } from '../../src/models/index.js';
 
@@ -49,6 +51,44 @@ export function tanhMlp(): Classifier {
     '3.weight': tensor(w2, { dtype: 'float64' }), '3.bias': tensor([0.1, -0.1, 0.2, 0], { dtype: 'float64' }),
   });
   return new Classifier(module, { classes: MLP_CLASSES, inputShape: SHAPE, inputRange: [0, 1], memoryFormat: 'contiguous' });
+}
+
+/** The model's predicted class per image. */
+export const predictions = (model: Classifier, t: Tensor): number[] => scope(() => noGrad(() => model.logits(t).argmax(1)).toArray() as number[]);
+
+/** The tanh MLP with 10 images across [0, 1] (0 and 1 included); image 0 is labelled wrongly (already misclassified), the others with the MLP's prediction. */
+export function mlpFixture(): { net: Classifier; X: number[][]; x: Tensor; Y: number[] } {
+  const net = tanhMlp();
+  const X = Array.from({ length: 10 }, (_, k) => Array.from({ length: D }, (_, i) => [0, 1, 0.5, 0.1, 0.9, 0.3, 0.7][(3 * k + i) % 7] as number));
+  const x = toTensor(X);
+  const Y = predictions(net, x).map((p, k) => (k === 0 ? (p + 1) % MLP_CLASSES : p));
+  return { net, X, x, Y };
+}
+
+/**
+ * What every minimal-perturbation result on {@link mlpFixture} must satisfy:
+ * inside [0, 1]; image 0 size 0 and returned clean; each found size equal to
+ * the perturbation measured on the image (pixel units, in `norm`) with the
+ * image misclassified; each failed image returned clean.
+ */
+export function checkMinimalResult(found: MinimalResult, f: ReturnType<typeof mlpFixture>, norm: 'linf' | 'l2' | 'l1'): void {
+  const adv = rows(found.adversarial);
+  adv.flat().forEach((v) => assert.ok(v >= 0 && v <= 1, `${v} is outside [0, 1]`));
+  assert.equal(found.norms[0], 0);
+  assert.deepEqual(adv[0], f.X[0]);
+  const predicted = predictions(f.net, found.adversarial);
+  adv.forEach((r, k) => {
+    if (k === 0) return;
+    const n = found.norms[k] as number;
+    const delta = r.map((v, i) => v - ((f.X[k] as number[])[i] as number));
+    if (Number.isFinite(n)) {
+      const size = norm === 'linf' ? Math.max(...delta.map(Math.abs)) : norm === 'l2' ? Math.hypot(...delta) : delta.reduce((s, v) => s + Math.abs(v), 0);
+      assert.ok(Math.abs(size * 255 - n) < 1e-9 * Math.max(1, n), `image ${k}: reported ${n}, measured ${size * 255}`);
+      assert.notEqual(predicted[k], f.Y[k], `image ${k} has a size but is not fooled`);
+    } else {
+      assert.deepEqual(r, f.X[k]);
+    }
+  });
 }
 
 // ---- the analytic model ----
