@@ -6,6 +6,8 @@
  *   PGD:         basic iter. from a random start: uniform in the L-inf cube of side 2 eps,
  *                projected onto the ball (for L2 and L1 not uniform in the ball)
  *   MI-FGSM:     g_{n+1} = mu g_n + grad / ||grad||_1, X_{n+1} = Clip_{X,eps}(X_n + alpha sign(g_{n+1}))
+ *   RS-FGSM:     one step of 1.25 eps (per image) from a uniform random start in the L-inf ball,
+ *                projected: the attack of fast adversarial training
  */
 import { type Tensor, noGrad, rand, scope, zerosLike } from '../engine/index.js';
 import type { Classifier } from '../models/classifier.js';
@@ -22,6 +24,8 @@ export interface IterativeOptions extends AttackOptions {
   steps?: number;
   /** Label source; each method has its own default. */
   label?: LabelSource;
+  /** Start from a uniform random point of the L-inf ball (default: PGD and RS-FGSM yes, the others no). */
+  randomStart?: boolean;
 }
 
 /**
@@ -45,7 +49,8 @@ interface LoopSpec {
   norm: Norm;
   randomStart: boolean;
   momentum: number | null;
-  defaultAlpha: (epsMax: number, steps: number) => number;
+  /** Step size: pixel units for every image, or a multiple of each image's own eps. */
+  defaultAlpha: (epsMax: number, steps: number) => number | { ofEps: number };
   defaultSteps: (epsMax: number) => number;
 }
 
@@ -61,14 +66,16 @@ function iterate(model: Classifier, x: Tensor, spec: LoopSpec, opts: IterativeOp
     const { eps, maxPixels } = epsTensor(model, x, opts.eps, 'eps', spec.norm);
     const steps = opts.steps ?? spec.defaultSteps(maxPixels);
     checkCount('steps', steps, true);
-    const alphaPixels = opts.alpha ?? spec.defaultAlpha(maxPixels, steps);
-    checkCount('alpha', alphaPixels, false);
-    const alpha = alphaPixels * model.pixelScale;
+    const chosen = opts.alpha ?? spec.defaultAlpha(maxPixels, steps);
+    const alphaPixels = typeof chosen === 'number' ? chosen : chosen.ofEps;
+    checkCount(typeof chosen === 'number' ? 'alpha' : 'alpha (a multiple of eps)', alphaPixels, false);
+    // A scalar step in the model's units, or a per-image column of them.
+    const alpha = typeof chosen === 'number' ? chosen * model.pixelScale : eps.mul(chosen.ofEps);
     return inMode(model, opts.training ?? false, () => {
       const labels = chooseLabels(model, x, opts.label ?? spec.label, { y: opts.y, generator: opts.generator });
       const clean = x.detach();
       let xAdv = clean;
-      if (spec.randomStart) {
+      if (opts.randomStart ?? spec.randomStart) {
         xAdv = noGrad(() => scope(() => {
           const u = rand(x.shape, { generator: opts.generator, dtype: x.dtype }).mul(2).sub(1);
           // Uniform in the L-inf ball; for L2/L1 the projection brings it inside the ball.
@@ -91,7 +98,8 @@ function iterate(model: Classifier, x: Tensor, spec: LoopSpec, opts: IterativeOp
             } else {
               direction = unitStep(g, spec.norm);
             }
-            return noGrad(() => project(model, clean, xAdv.add(direction, spec.sense * alpha), eps, spec.norm));
+            const move = typeof alpha === 'number' ? direction.mul(spec.sense * alpha) : direction.mul(alpha).mul(spec.sense);
+            return noGrad(() => project(model, clean, xAdv.add(move), eps, spec.norm));
           });
           if (xAdv !== clean) xAdv.dispose();
           xAdv = next;
@@ -158,6 +166,23 @@ export function pgd(model: Classifier, x: Tensor, opts: PgdOptions): Tensor {
   }
   return out;
 }
+
+/**
+ * RS-FGSM, the attack of fast adversarial training: a uniform random start
+ * in the L-inf ball, one FGSM step of 1.25 eps (each image's own eps), and
+ * the projection back onto the ball. `alpha` (pixel units) overrides the
+ * step; `randomStart: false` gives FGSM with a step of `alpha`, clipped to the ball.
+ */
+export function rsFgsm(model: Classifier, x: Tensor, opts: IterativeOptions): Tensor {
+  if (opts?.steps !== undefined && opts.steps !== 1) throw new Error(`rs-fgsm takes one step, got steps ${opts.steps}`);
+  return iterate(model, x, {
+    name: 'rs-fgsm', label: 'true', sense: 1, norm: 'linf', randomStart: true, momentum: null,
+    defaultAlpha: () => ({ ofEps: RS_FGSM_STEP }), defaultSteps: () => 1,
+  }, opts);
+}
+
+/** RS-FGSM's step as a multiple of eps (1.25, fast adversarial training's). */
+export const RS_FGSM_STEP = 1.25;
 
 export interface MomentumOptions extends IterativeOptions {
   /** Decay of the accumulated gradient (default 1). */

@@ -22,7 +22,7 @@ import { FAST_ENTROPY } from './fast-entropy.js';
 import { KL } from './kl.js';
 import { RANDOM_NORMAL, RANDOM_SIGN } from './random-noise.js';
 import { R_STEP_LL } from './r-step-ll.js';
-import { basicIter, iterLL, miFgsm, pgd } from './iterative.js';
+import { basicIter, iterLL, miFgsm, pgd, rsFgsm } from './iterative.js';
 import { keepWithinEps } from './batch.js';
 import { APGD_CE, APGD_DLR, APGD_T } from './apgd.js';
 import { FAB, FAB_T } from './fab.js';
@@ -49,6 +49,10 @@ export interface RunOptions extends AttackOptions {
   norm?: Norm;
   /** Iterations. */
   steps?: number;
+  /** Step size of an iterative method, pixel units (default: the method's own). */
+  stepSize?: number;
+  /** Whether an iterative method starts from a uniform random point of the ball (default: the method's own). */
+  randomStart?: boolean;
   /** Random restarts. */
   restarts?: number;
   /** Query budget of a query-only attack. */
@@ -121,6 +125,9 @@ function oneStepSpec(method: OneStepMethod): AttackSpec {
   };
 }
 
+/** The registry's stepSize as the iterative methods' alpha; anything but an options object goes on to their own check. */
+const withStepSize = (opts: RunOptions): RunOptions & { alpha?: number } => (typeof opts === 'object' && opts !== null ? { ...opts, alpha: opts.stepSize } : opts);
+
 const ITERATIVE: AttackSpec[] = [
   {
     name: 'basic-iter', summary: "the paper's basic iterative method: steps of 1 pixel, min(eps + 4, 1.25 eps) of them",
@@ -132,7 +139,13 @@ const ITERATIVE: AttackSpec[] = [
   },
   {
     name: 'pgd', summary: 'projected gradient descent from a random start: 10 steps of 2.5 eps / 10, restarts on the unbroken images',
-    kind: 'iterative', norms: ['linf', 'l2', 'l1'], label: 'true', gradients: true, options: ['label', 'steps', 'restarts', 'norm'], defaults: { steps: 10, restarts: 1 }, run: pgd,
+    kind: 'iterative', norms: ['linf', 'l2', 'l1'], label: 'true', gradients: true, options: ['label', 'steps', 'restarts', 'norm', 'stepSize', 'randomStart'], defaults: { steps: 10, restarts: 1 },
+    run: (model, x, opts) => pgd(model, x, withStepSize(opts)),
+  },
+  {
+    name: 'rs-fgsm', summary: 'FGSM from a uniform random start in the ball, one step of 1.25 eps, projected (fast adversarial training)',
+    kind: 'iterative', norms: ['linf'], label: 'true', gradients: true, options: ['label', 'stepSize', 'randomStart'],
+    run: (model, x, opts) => rsFgsm(model, x, withStepSize(opts)),
   },
   {
     name: 'mi-fgsm', summary: 'momentum iterative FGSM: 10 steps of eps / 10, decay 1',
@@ -240,7 +253,7 @@ export function attackGrid(model: Classifier, x: Tensor, y: Tensor | undefined, 
   return out;
 }
 
-const RUN_OPTIONS: readonly RunOption[] = ['label', 'norm', 'steps', 'restarts', 'queries', 'targets', 'eot'];
+const RUN_OPTIONS: readonly RunOption[] = ['label', 'norm', 'steps', 'stepSize', 'randomStart', 'restarts', 'queries', 'targets', 'eot'];
 
 /** `opts` less the options `spec` does not declare: a suite-wide steps count must not reach a one-step method. */
 export function declaredOptions<T extends Partial<RunOptions>>(spec: AttackSpec, opts: T): T {

@@ -11,6 +11,7 @@ export const COMMANDS: Record<string, { summary: string; load: () => Promise<Com
   sweep: { summary: 'capacity (width multiplier rho) and activation studies, trained and evaluated', load: async () => (await import('./sweep.js')).sweep },
   report: { summary: 'HTML page and PNG charts from eval, transfer, sweep and attack results', load: async () => (await import('./report.js')).report },
   reproduce: { summary: "the paper's four findings on MNIST and Fashion-MNIST, written to docs/results.md", load: async () => (await import('./reproduce.js')).reproduce },
+  harden: { summary: 'the hardening table: plain, Algorithm 1, ensemble AT, PGD-AT, TRADES and fast AT side by side', load: async () => (await import('./harden.js')).harden },
   serve: { summary: 'a web page to watch adversarial examples happen, on MNIST models or ResNet50', load: async () => (await import('./serve.js')).serve },
   launch: { summary: 'run a command as N data-parallel worker processes (torchrun-style env, supervised)', load: async () => (await import('./launch.js')).launch },
   bench: { summary: 'measure advml against PyTorch on the same models, batch and threads', load: async () => (await import('./bench.js')).bench },

@@ -12,10 +12,13 @@ import { openImageNet } from '../data/index.js';
 import { evaluate } from '../evaluation/index.js';
 import { type Classifier, MAX_WIDTH, type ModelSpec, type PartialContract, buildClassifier, classifierFromCheckpoint, foreignFormatOf, foreignSpec, loadForeign, saveForeign, writeModelCard } from '../models/index.js';
 import { disposeCheckpoint, loadCheckpointSync, makeDirectorySync } from '../io/index.js';
-import { type Collective, type HeldOut, type OptimizerName, PRESETS, type Preset, type TrainEvent, parseEpsSpec, runTraining } from '../training/index.js';
+import {
+  type Collective, DEFAULT_GUARD_DROP, GUARD_ACTIONS, type GuardAction, type HeldOut, type OptimizerName, PRESETS, type Preset, RECIPES, RECIPE_NAMES, type RecipeName,
+  type SourceModel, type TrainEvent, parseEpsSpec, runTraining,
+} from '../training/index.js';
 import { type Command, UsageError, nonNegativeInt, numberOption, parseOptions, positiveInt } from './command.js';
 import type { NumberSpec } from '../io/index.js';
-import { CONTRACT_OPTIONS, loadDataset, parseContract, parsePrecision } from './common.js';
+import { CONTRACT_OPTIONS, loadDataset, loadModel, parseContract, parsePrecision } from './common.js';
 import { progressBar } from './progress.js';
 import { initProcessGroup, syncBatchNorm } from '../distributed/index.js';
 
@@ -43,6 +46,21 @@ Options (override the preset):
   --epochs N            passes over the training set
   --steps N             stop after N steps in all
   --batch M             minibatch size m
+  --recipe NAME         ${RECIPE_NAMES.join(', ')}
+                        (default: the preset's; see docs/training.md):
+${RECIPE_NAMES.map((r) => `                          ${r.padEnd(12)} ${RECIPES[r].summary}`).join('\n')}
+  --sources FILE,...    ensemble: the static source models (checkpoints or any
+                        model file advml loads), never updated
+  --beta B              TRADES: weight of the KL term (default 6)
+  --attack-steps N      steps of the training attack (default: its own)
+  --attack-step S       its step size, pixel units (default: its own)
+  --no-random-start     the training attack starts at the clean image
+  --guard ACTION        the catastrophic-overfitting guard on the held-out
+                        robust accuracy (every --eval-every steps, else every
+                        epoch): report, stop, or rollback (end on the last
+                        good weights); the held-out attack becomes pgd
+  --guard-drop F        a fall below the best held-out accuracy that counts as
+                        a collapse (default ${DEFAULT_GUARD_DROP})
   --k N                 adversarial examples per minibatch (0: plain training)
   --adv-fraction F      k as a fraction of m (0.5: half)
   --lambda L            weight of adversarial examples in the loss
@@ -64,7 +82,8 @@ Options (override the preset):
   --eval-every N        steps between held-out evaluations (0: end only)
   --eval-images N       held-out test images (default 1000)
   --eval-method NAME    held-out attack (default: the preset's)
-  --eval-eps E          held-out eps (default: the preset's middle value)
+  --eval-eps E          held-out eps (default: a fixed training eps, else the
+                        preset's middle value)
   --precision P         fp32 (default) or bf16-autocast (mixed precision: bfloat16
                         convolutions, float32 weights, optimizer state and loss),
                         or auto (bf16 where the CPU has bfloat16 instructions)
@@ -87,7 +106,9 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
       activation: { type: 'string' }, seed: { type: 'string' }, limit: { type: 'string' }, 'checkpoint-every': { type: 'string' },
       'eval-every': { type: 'string' }, 'eval-images': { type: 'string' }, 'eval-method': { type: 'string' }, 'eval-eps': { type: 'string' },
       json: { type: 'boolean' }, precision: { type: 'string' },
-      'sync-bn': { type: 'boolean' },
+      'sync-bn': { type: 'boolean' }, recipe: { type: 'string' }, sources: { type: 'string' }, beta: { type: 'string' },
+      'attack-steps': { type: 'string' }, 'attack-step': { type: 'string' }, 'no-random-start': { type: 'boolean' },
+      guard: { type: 'string' }, 'guard-drop': { type: 'string' },
       ...CONTRACT_OPTIONS,
     });
     if (!o.out) throw new UsageError("advml train: --out is required (a folder for the checkpoint and the log)");
@@ -121,6 +142,37 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
         throw new UsageError(`advml train: --eps: ${(e as Error).message}`);
       }
     }
+    if (o.recipe !== undefined) {
+      if (!(RECIPE_NAMES as readonly string[]).includes(o.recipe)) throw new UsageError(`advml train: unknown recipe '${o.recipe}' (known: ${RECIPE_NAMES.join(', ')})`);
+      if (o.recipe !== (c.adversarial.recipe ?? 'algorithm-1')) {
+        // Another recipe than the preset's: its own attack and lambda unless given.
+        c.adversarial.recipe = o.recipe as RecipeName;
+        if (o.method === undefined) delete c.adversarial.method;
+        if (o.lambda === undefined) delete c.adversarial.lambda;
+        delete c.adversarial.beta;
+      }
+      if (o.recipe === 'trades') delete c.adversarial.method;
+    }
+    if (c.adversarial.recipe === 'trades' && o.method !== undefined) throw new UsageError('advml train: TRADES finds its adversarial examples by maximising the KL; it takes no --method');
+    if (o.beta !== undefined) {
+      if (c.adversarial.recipe !== 'trades') throw new UsageError('advml train: --beta weighs TRADES\' KL term; give --recipe trades');
+      c.adversarial.beta = num('beta', o.beta, nonneg);
+    }
+    const sources = o.sources === undefined ? [] : o.sources.split(',').filter((f) => f !== '');
+    if (sources.length && c.adversarial.recipe !== 'ensemble') throw new UsageError('advml train: --sources are for ensemble adversarial training; give --recipe ensemble');
+    if (c.adversarial.recipe === 'ensemble' && !sources.length) throw new UsageError('advml train: ensemble adversarial training needs --sources FILE,... (static pre-trained models)');
+    if (sources.length) c.adversarial.sources = sources;
+    if (o['attack-steps'] !== undefined) c.adversarial.attackSteps = positiveInt('train', 'attack-steps', o['attack-steps'], 1);
+    c.adversarial.attackStepSize = num('attack-step', o['attack-step'], { greaterThan: 0, max: A.MAX_EPS, unit: 'pixel values' }) ?? c.adversarial.attackStepSize;
+    if (o['no-random-start']) c.adversarial.randomStart = false;
+    if (o.guard !== undefined) {
+      if (!GUARD_ACTIONS.includes(o.guard as GuardAction)) throw new UsageError(`advml train: --guard must be one of ${GUARD_ACTIONS.join(', ')}, got '${o.guard}'`);
+      c.guard = { ...c.guard, action: o.guard as GuardAction };
+    }
+    if (o['guard-drop'] !== undefined) {
+      if (!c.guard) throw new UsageError('advml train: --guard-drop needs the guard (--guard ACTION)');
+      c.guard.drop = num('guard-drop', o['guard-drop'], { greaterThan: 0, max: 1 });
+    }
     c.adversarial.delay = nonNegativeInt('train', 'delay', o.delay, c.adversarial.delay ?? 0);
     c.adversarial.labelSmoothing = num('label-smoothing', o['label-smoothing'], { min: 0, lessThan: 1 }) ?? c.adversarial.labelSmoothing;
     if (o.optimizer !== undefined) {
@@ -144,9 +196,12 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
     c.checkpointEvery = nonNegativeInt('train', 'checkpoint-every', o['checkpoint-every'], c.checkpointEvery ?? 0);
     c.evalEvery = nonNegativeInt('train', 'eval-every', o['eval-every'], c.evalEvery ?? 0);
     const evalImages = positiveInt('train', 'eval-images', o['eval-images'], 1000);
-    const evalMethod = (o['eval-method'] ?? p.evalMethod) as A.MethodName;
+    // The guard reads robust accuracy under a multi-step attack.
+    const evalMethod = (o['eval-method'] ?? (c.guard ? 'pgd' : p.evalMethod)) as A.MethodName;
     if (!A.METHOD_NAMES.includes(evalMethod)) throw new UsageError(`advml train: unknown --eval-method '${evalMethod}'`);
-    const evalEps = num('eval-eps', o['eval-eps'], { min: 0, max: A.MAX_EPS, unit: 'pixel values' }) ?? (p.evalEps[2] as number);
+    // A fixed training eps is the held-out eps unless one is given.
+    const trainingEps = c.adversarial.eps?.kind === 'fixed' ? c.adversarial.eps.value : undefined;
+    const evalEps = num('eval-eps', o['eval-eps'], { min: 0, max: A.MAX_EPS, unit: 'pixel values' }) ?? trainingEps ?? (p.evalEps[2] as number);
     const limit = o.limit === undefined ? undefined : positiveInt('train', 'limit', o.limit, 1);
 
     makeDirectorySync(o.out);
@@ -156,18 +211,29 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
     const lead = group.rank === 0;
     const { train: trainData, test } = await openData(p, limit);
     const { model, spec } = initialModel(p, o.init, parseContract(o, 'train'));
+    const sourceModels: SourceModel[] = [];
+    for (const f of sources) sourceModels.push({ name: f, model: await loadModel(f, 'train') });
     if (o['sync-bn']) syncBatchNorm(model.module, group);
     const logFile = join(o.out, 'train.jsonl');
     const bar = o.json || !lead ? null : progressBar('train');
+    /** The latest held-out figures and the guard's state, shown on the bar. */
+    const held: Record<string, number | string> = {};
     const onEvent = (e: TrainEvent): void => {
       if (!lead) return;
       appendFileSync(logFile, JSON.stringify({ time: new Date().toISOString(), ...e }) + '\n');
       if (o.json) console.log(JSON.stringify(e));
       else if (e.type === 'step') {
         bar!.update(e.step, e.totalSteps, {
-          epoch: e.epoch, loss: e.loss, 'img/s': Math.round(e.imagesPerSec), clean: e.cleanAccuracy ?? NaN, adv: e.adversarialAccuracy ?? NaN,
+          epoch: e.epoch, loss: e.loss, 'adv loss': e.adversarialLoss ?? NaN, 'img/s': Math.round(e.imagesPerSec), clean: e.cleanAccuracy ?? NaN, adv: e.adversarialAccuracy ?? NaN,
+          ...(e.source ? { source: e.source } : {}), ...held,
         });
-      } else if (e.type === 'eval') console.error(`\nheld-out at step ${e.step}: clean ${(e.clean * 100).toFixed(1)}%, ${e.what}: ${(e.adversarial * 100).toFixed(1)}%`);
+      } else if (e.type === 'eval') {
+        held['held-out adv'] = e.adversarial;
+        console.error(`\nheld-out at step ${e.step}: clean ${(e.clean * 100).toFixed(1)}%, ${e.what}: ${(e.adversarial * 100).toFixed(1)}%`);
+      } else if (e.type === 'guard') {
+        held.guard = e.collapsed ? 'COLLAPSE' : 'ok';
+        if (e.collapsed) console.error(`\noverfitting guard: held-out robust accuracy ${(e.robust * 100).toFixed(1)}% at step ${e.step}, more than ${((c.guard?.drop ?? DEFAULT_GUARD_DROP) * 100).toFixed(0)} points below the best, ${(e.best * 100).toFixed(1)}% at step ${e.bestStep}${e.action === 'report' ? '' : e.action === 'stop' ? '; stopping' : '; rolling back to the last good evaluation'}`);
+      }
       else if (e.type === 'resume') console.error(`resuming at step ${e.step} (epoch ${e.epoch}, batch ${e.batch})`);
     };
     const heldOut = test
@@ -187,11 +253,16 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     try {
-      const r = await runTraining({ model, spec, train: trainData, heldOut, config: c, checkpoint, resume: o.resume, onEvent, signal: abort.signal, group });
+      const r = await runTraining({ model, spec, train: trainData, heldOut, config: c, checkpoint, resume: o.resume, onEvent, signal: abort.signal, group, sources: sourceModels });
       bar?.done();
       // A TorchScript or ONNX model goes back in its own format, with the trained weights.
       const handBack = lead ? saveForeign(model.module, o.out) : null;
       if (handBack) writeModelCard(handBack, model);
+      if (r.collapse) {
+        const rolled = c.guard?.action === 'rollback';
+        console.error(`the overfitting guard ended the run at step ${r.steps}: ${rolled ? 'the checkpoint holds the weights of the last held-out evaluation before the collapse' : `checkpoint written to ${checkpoint}`}`);
+        return 3;
+      }
       if (r.stopped) {
         console.error(`stopped by ${signalName} at step ${r.steps}: checkpoint written to ${checkpoint}; continue with --resume`);
         return signalName === 'SIGINT' ? 130 : 143;
@@ -204,6 +275,7 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
       process.off('SIGTERM', onSignal);
       group.destroy();
       model.dispose();
+      for (const s of sourceModels) s.model.dispose();
       (trainData as Partial<{ dispose(): void }>).dispose?.();
       (test as Partial<{ dispose(): void }> | undefined)?.dispose?.();
     }

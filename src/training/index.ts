@@ -3,3 +3,5 @@ export * from './eps.js';
 export * from './trainer.js';
 export * from './run.js';
 export * from './presets.js';
+export * from './recipes.js';
+export * from './guard.js';

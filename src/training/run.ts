@@ -7,7 +7,7 @@
  * state, the generators and the position in the epoch, so a resumed run
  * reaches the same weights as one that never stopped.
  */
-import { existsSync } from 'node:fs';
+import { copyFileSync, existsSync, renameSync } from 'node:fs';
 import { type Precision, tensor } from '../engine/index.js';
 import type { Dataset } from '../data/dataset.js';
 import { DataLoader } from '../data/loader.js';
@@ -15,7 +15,8 @@ import { type Json, disposeCheckpoint, loadCheckpointSync, saveCheckpointSync } 
 import { type Classifier } from '../models/classifier.js';
 import { type ModelSpec, specJson } from '../models/registry.js';
 import { Adam, type Optimizer, RMSProp, SGD, type Schedule, constant, exponentialDecay } from '../optim/index.js';
-import { type AdversarialConfig, AdversarialTrainer, type Collective, type StepStats } from './trainer.js';
+import { type AdversarialConfig, AdversarialTrainer, type Collective, type SourceModel, type StepStats } from './trainer.js';
+import { type GuardConfig, type GuardVerdict, OverfitGuard } from './guard.js';
 
 export type OptimizerName = 'sgd' | 'rmsprop' | 'rmsprop-tf' | 'adam';
 
@@ -44,11 +45,14 @@ export interface TrainConfig {
   checkpointEvery?: number;
   /** Precision of forward passes, mixed precision for bf16-autocast (default DEFAULT_TRAINING_PRECISION). */
   precision?: Precision;
+  /** The catastrophic-overfitting guard on the held-out evaluations (guard.ts); none when absent. */
+  guard?: GuardConfig;
 }
 
 export type TrainEvent =
   | ({ type: 'step'; epoch: number; imagesPerSec: number; totalSteps: number } & StepStats)
   | ({ type: 'eval'; step: number } & HeldOut)
+  | ({ type: 'guard'; action: GuardConfig['action'] } & GuardVerdict)
   | { type: 'checkpoint'; step: number; path: string }
   | { type: 'epoch'; epoch: number; skipped: number; seconds: number }
   | { type: 'resume'; step: number; epoch: number; batch: number };
@@ -87,12 +91,22 @@ export interface RunOptions {
    * states), held-out evaluation is sharded, and a stop request on any rank stops all.
    */
   group?: Collective;
+  /** Ensemble adversarial training: the static source models, named as in `config.adversarial.sources`. */
+  sources?: readonly SourceModel[];
 }
 
 export interface RunResult {
   steps: number;
+  /** Stopped by the signal or by the guard. */
   stopped: boolean;
   finalEval: HeldOut | null;
+  /** The guard's verdict when it stopped the run (or rolled it back). */
+  collapse: GuardVerdict | null;
+}
+
+/** Where the guard keeps the last weights before a collapse, beside the checkpoint. */
+export function goodCheckpointPath(checkpoint: string): string {
+  return checkpoint.replace(/(\.safetensors)?$/, '.good.safetensors');
 }
 
 function makeOptimizer(c: OptimizerConfig, params: ReturnType<Classifier['module']['parameters']>): Optimizer {
@@ -129,7 +143,9 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const loader = new DataLoader(o.train, c.batchSize, { seed: c.seed, shuffle: true, rank, worldSize: group?.worldSize ?? 1 });
   const optimizer = makeOptimizer(c.optimizer, o.model.module.parameters());
   const schedule = makeSchedule(c.optimizer, loader.batchesPerEpoch);
-  const trainer = new AdversarialTrainer(o.model, optimizer, c.adversarial, { seed: c.seed, schedule, group, precision: c.precision });
+  const trainer = new AdversarialTrainer(o.model, optimizer, c.adversarial, { seed: c.seed, schedule, group, precision: c.precision, sources: o.sources });
+  const guard = c.guard ? new OverfitGuard(c.guard) : null;
+  if (guard && !o.heldOut) throw new Error('the overfitting guard reads the held-out evaluation: give the run one (evalEvery sets how often)');
   const totalSteps = Math.min(c.maxSteps ?? Infinity, c.epochs * loader.batchesPerEpoch);
   let epoch = 0;
   let skipBatches = 0;
@@ -153,6 +169,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
         const state = rng[`${name}.${rank}`] ?? rng[name];
         if (state) g.setState(state);
       }
+      guard?.restore(saved.config?.guard);
       trainer.step = saved.step ?? 0;
       epoch = saved.epoch ?? 0;
       skipBatches = trainer.step - epoch * loader.batchesPerEpoch;
@@ -182,26 +199,54 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     return out;
   };
 
-  const save = (): void => {
+  const save = (path = o.checkpoint): void => {
     const states = generatorStates();
     if (rank !== 0) return;
-    saveCheckpointSync(o.checkpoint, {
+    saveCheckpointSync(path, {
       model: specJson(o.spec),
       weights: o.model.module.stateDict(),
       optimizer: optimizer.stateDict(),
       rng: states,
       step: trainer.step,
       epoch: Math.floor(trainer.step / loader.batchesPerEpoch),
-      config: { fingerprint: fingerprint(c), ...(JSON.parse(JSON.stringify(c)) as { [k: string]: Json }) },
+      config: { fingerprint: fingerprint(c), ...(JSON.parse(JSON.stringify(c)) as { [k: string]: Json }), ...(guard ? { guard: guard.state() } : {}) },
     });
-    emit({ type: 'checkpoint', step: trainer.step, path: o.checkpoint });
+    emit({ type: 'checkpoint', step: trainer.step, path });
   };
 
+  let collapse: GuardVerdict | null = null;
+  let lastEval: { step: number; result: HeldOut } | null = null;
   const heldOut = async (): Promise<HeldOut | null> => {
     if (!o.heldOut) return null;
+    // The final evaluation of a run whose last step was just evaluated is that one.
+    if (lastEval?.step === trainer.step) return lastEval.result;
     const r = await o.heldOut(o.model, group);
+    lastEval = { step: trainer.step, result: r };
     emit({ type: 'eval', step: trainer.step, ...r });
+    if (guard) {
+      const v = guard.check(trainer.step, r.adversarial);
+      emit({ type: 'guard', action: guard.action, ...v });
+      if (!v.collapsed && guard.action === 'rollback') save(goodCheckpointPath(o.checkpoint));
+      if (v.collapsed && guard.action !== 'report') collapse = v;
+    }
     return r;
+  };
+
+  /** The run ends on the last good weights: they become the checkpoint and the model's. */
+  const rollBack = (): void => {
+    const good = goodCheckpointPath(o.checkpoint);
+    if (!existsSync(good)) throw new Error(`the guard found a collapse at step ${trainer.step} before any good evaluation: nothing to roll back to`);
+    if (rank === 0) {
+      // A copy, then a rename: the checkpoint is never half written.
+      copyFileSync(good, `${o.checkpoint}.rollback`);
+      renameSync(`${o.checkpoint}.rollback`, o.checkpoint);
+    }
+    const saved = loadCheckpointSync(good);
+    try {
+      o.model.module.loadStateDict(saved.weights);
+    } finally {
+      disposeCheckpoint(saved);
+    }
   };
 
   let stopped = false;
@@ -241,6 +286,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
         // microtasks, which alone would never yield to them.
         await new Promise<void>((resolve) => setImmediate(resolve));
         if (c.evalEvery && trainer.step % c.evalEvery === 0) await heldOut();
+        if (collapse) break outer;
         if (c.checkpointEvery && trainer.step % c.checkpointEvery === 0) save();
         // A stop request on any rank stops every rank after the same step.
         const stop = group ? (group.allReduceNumbers([o.signal?.aborted ? 1 : 0], 'max')[0] as number) > 0 : o.signal?.aborted === true;
@@ -255,10 +301,18 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
         throw new Error(`the training data holds no readable image (all ${run.summary.skipped} files of epoch ${epoch} were skipped)`);
       }
       emit({ type: 'epoch', epoch, skipped: run.summary.skipped, seconds: run.summary.seconds });
+      // Without evalEvery the guard checks once per epoch.
+      if (guard && !c.evalEvery && epoch + 1 < c.epochs && trainer.step < totalSteps) {
+        await heldOut();
+        if (collapse) break;
+      }
     }
     save();
-    const finalEval = stopped ? null : await heldOut();
-    return { steps: trainer.step, stopped, finalEval };
+    const finalEval = stopped || collapse ? null : await heldOut();
+    // Assigned inside heldOut(): TypeScript does not follow it there.
+    const collapsed = collapse as GuardVerdict | null;
+    if (collapsed && c.guard?.action === 'rollback') rollBack();
+    return { steps: trainer.step, stopped: stopped || collapsed !== null, finalEval, collapse: collapsed };
   } finally {
     optimizer.dispose();
   }

@@ -7,20 +7,30 @@
  *
  * with eps drawn independently per adversarial example. The first `delay`
  * steps are clean only ("delayed" adversarial training); k = 0 is plain training.
+ * The other recipes (recipes.ts) run on the same loop: ensemble adversarial
+ * training changes where the adversarial examples come from, PGD-AT and fast
+ * AT the attack, TRADES the attack and the loss.
  */
-import { Generator, type Precision, type Tensor, cat, checkPrecision, crossEntropy, lossPrecision, noGrad, scope, withPrecision } from '../engine/index.js';
+import { Generator, type Precision, type Tensor, cat, checkPrecision, crossEntropy, lossPrecision, noGrad, randint, scope, withPrecision } from '../engine/index.js';
 import { type LabelSource, type MethodName, attackSpec, declaredOptions } from '../attacks/index.js';
 import type { Classifier } from '../models/classifier.js';
 import type { Optimizer, Schedule } from '../optim/index.js';
 import { type EpsSpec, PAPER_EPS, checkEpsSpec, sampleEps } from './eps.js';
+import { type RecipeName, TRADES_DEFAULTS, recipe, tradesAdversarial, tradesLoss } from './recipes.js';
 
 export interface AdversarialConfig {
+  /** The recipe (default 'algorithm-1'; see recipes.ts). */
+  recipe?: RecipeName;
   /** Adversarial examples per minibatch (k); the rest stay clean. 0 is plain training. */
   adversarial: number;
-  /** Weight of the adversarial examples in the loss (default 0.3, the paper's). */
+  /** Weight of the adversarial examples in the loss (default: the recipe's; Algorithm 1's is 0.3). */
   lambda?: number;
-  /** Attack used to make them (default 'step-ll', the paper's recommendation). */
+  /** Attack used to make them (default: the recipe's; Algorithm 1's is 'step-ll'). TRADES takes none. */
   method?: MethodName;
+  /** TRADES: weight of the KL term (default 6). */
+  beta?: number;
+  /** Ensemble: names of the static source models (files), in the order the trainer is given them. */
+  sources?: string[];
   /** Label source for the attack (default: the method's own). */
   label?: LabelSource;
   /** Distribution of eps per adversarial example (default: the paper's truncated normal on [0, 16]). */
@@ -31,6 +41,16 @@ export interface AdversarialConfig {
   labelSmoothing?: number;
   /** Steps of an iterative attack (default: its own). */
   attackSteps?: number;
+  /** Step size of an iterative attack, pixel units (default: its own). */
+  attackStepSize?: number;
+  /** Whether an iterative attack starts at random in the ball (default: its own; PGD and RS-FGSM do). */
+  randomStart?: boolean;
+}
+
+/** A static model that makes adversarial examples for ensemble adversarial training. */
+export interface SourceModel {
+  name: string;
+  model: Classifier;
 }
 
 export interface StepStats {
@@ -40,6 +60,10 @@ export interface StepStats {
   cleanAccuracy: number | null;
   /** Accuracy on the adversarial part (null before the delay ends or with k = 0). */
   adversarialAccuracy: number | null;
+  /** Mean cross-entropy on the adversarial part (TRADES: the mean KL term); null without one. */
+  adversarialLoss: number | null;
+  /** Ensemble: the model that made this step's adversarial examples ('current' or a source's name). */
+  source: string | null;
   adversarialCount: number;
   lr: number;
 }
@@ -91,8 +115,13 @@ export function streamSeeds(seed: number, rank: number, worldSize: number): { ep
 export class AdversarialTrainer {
   /** Steps taken. */
   step = 0;
+  readonly recipe: RecipeName;
   readonly lambda: number;
-  readonly method: MethodName;
+  /** The attack of the adversarial part (null for TRADES, whose attack is its own). */
+  readonly method: MethodName | null;
+  readonly beta: number;
+  /** Ensemble: the static sources. */
+  readonly sources: readonly SourceModel[];
   readonly eps: EpsSpec;
   readonly delay: number;
   /** Draws eps values. */
@@ -106,14 +135,21 @@ export class AdversarialTrainer {
     readonly model: Classifier,
     readonly optimizer: Optimizer,
     readonly config: AdversarialConfig,
-    opts: { seed?: number; schedule?: Schedule; group?: Collective; precision?: Precision } = {},
+    opts: { seed?: number; schedule?: Schedule; group?: Collective; precision?: Precision; sources?: readonly SourceModel[] } = {},
   ) {
     const k = config.adversarial;
     if (!Number.isInteger(k) || k < 0) throw new Error(`adversarial (k) must be a non-negative integer, got ${k}`);
-    this.lambda = config.lambda ?? 0.3;
+    const r = recipe(config.recipe ?? 'algorithm-1');
+    this.recipe = r.name;
+    this.lambda = config.lambda ?? r.lambda;
     if (!(this.lambda >= 0) || !Number.isFinite(this.lambda)) throw new Error(`lambda must be a finite number >= 0, got ${this.lambda}`);
-    this.method = config.method ?? 'step-ll';
-    attackSpec(this.method);
+    if (r.method === null && config.method !== undefined) throw new Error(`recipe ${r.name} finds its adversarial examples with its own attack; it takes no method (got '${config.method}')`);
+    this.method = r.method === null ? null : (config.method ?? r.method);
+    if (this.method !== null) attackSpec(this.method);
+    this.beta = config.beta ?? TRADES_DEFAULTS.beta;
+    if (!(this.beta >= 0) || !Number.isFinite(this.beta)) throw new Error(`beta must be a finite number >= 0, got ${this.beta}`);
+    if (config.beta !== undefined && r.name !== 'trades') throw new Error(`beta weighs TRADES' KL term; recipe ${r.name} has none`);
+    this.sources = checkSources(r.name, model, opts.sources ?? [], config.sources);
     this.eps = checkEpsSpec(config.eps ?? PAPER_EPS);
     this.delay = config.delay ?? 0;
     if (!Number.isInteger(this.delay) || this.delay < 0) throw new Error(`delay must be a non-negative integer, got ${this.delay}`);
@@ -160,11 +196,33 @@ export class AdversarialTrainer {
     return this.step < this.delay ? 0 : Math.min(this.config.adversarial, m);
   }
 
-  /** Makes the adversarial part of a batch from the current weights (inference mode), detached. */
-  makeAdversarial(x: Tensor, y: Tensor): Tensor {
+  /**
+   * Draws the model that makes this batch's adversarial examples: null for
+   * the current one. Ensemble training draws uniformly from the sources and
+   * the current model, from the attack stream; the other recipes draw nothing.
+   */
+  chooseSource(): SourceModel | null {
+    if (this.sources.length === 0) return null;
+    const i = scope(() => randint(0, this.sources.length + 1, [1], { generator: this.attackGenerator }).item());
+    return this.sources[i] ?? null;
+  }
+
+  /** Makes the adversarial part of a batch from `source` (the current weights when null), in inference mode, detached. */
+  makeAdversarial(x: Tensor, y: Tensor, source: SourceModel | null = null): Tensor {
     const eps = sampleEps(this.eps, x.shape[0] as number, this.epsGenerator);
+    const c = this.config;
+    if (this.method === null) {
+      return tradesAdversarial(this.model, x, { eps, steps: c.attackSteps, stepSize: c.attackStepSize, generator: this.attackGenerator, precision: this.precision });
+    }
     const spec = attackSpec(this.method);
-    return spec.run(this.model, x, declaredOptions(spec, { eps, y, label: this.config.label, generator: this.attackGenerator, steps: this.config.attackSteps, precision: this.precision }));
+    const opts = declaredOptions(spec, { eps, y, label: c.label, generator: this.attackGenerator, steps: c.attackSteps, stepSize: c.attackStepSize, randomStart: c.randomStart, precision: this.precision });
+    if (!source) return spec.run(this.model, x, opts);
+    // A source may take another range: the batch goes to it in its units and comes back in ours.
+    return scope(() => {
+      const theirs = source.model.fromData(x, this.model.inputRange, 'the training batch');
+      const adv = spec.run(source.model, theirs, opts);
+      return this.model.fromData(adv, source.model.inputRange, `source ${source.name}'s adversarial examples`);
+    });
   }
 
   /**
@@ -181,43 +239,85 @@ export class AdversarialTrainer {
     const world = this.group?.worldSize ?? 1;
     if (this.schedule) this.optimizer.lr = this.schedule(this.step);
     const local = scope(() => {
-      let batch = x;
-      if (k > 0) {
-        const adv = this.makeAdversarial(x.narrow(0, 0, k), y.narrow(0, 0, k));
-        batch = k < m ? cat([adv, x.narrow(0, k, m - k)]) : adv;
-      }
+      const source = k > 0 ? this.chooseSource() : null;
+      const adv = k > 0 ? this.makeAdversarial(x.narrow(0, 0, k), y.narrow(0, 0, k), source) : null;
       this.model.module.train();
-      const logits = lossPrecision(withPrecision(this.precision, () => this.model.logits(batch), batch.device));
-      const perExample = crossEntropy(logits, y, { reduction: 'none', labelSmoothing: this.config.labelSmoothing ?? 0 });
-      // mixedLoss normalises by this rank's (m - k) + lambda k; the global denominator is world times that.
-      const loss = mixedLoss(perExample, k, this.lambda).div(world);
-      loss.backward();
-      const correct = noGrad(() => logits.argmax(1).eq(y).to('float32'));
-      return {
-        loss: loss.item(),
-        cleanCorrect: k < m ? correct.narrow(0, k, m - k).sum().item() : 0,
-        advCorrect: k > 0 ? correct.narrow(0, 0, k).sum().item() : 0,
-      };
+      const forward = (b: Tensor): Tensor => lossPrecision(withPrecision(this.precision, () => this.model.logits(b), b.device));
+      const smoothing = this.config.labelSmoothing ?? 0;
+      let loss: Tensor;
+      let cleanCorrect: number;
+      let advCorrect = 0;
+      let advLoss = 0;
+      if (this.recipe === 'trades') {
+        // Every example clean, the first k also adversarial; each batch through the model on its own, as TRADES does.
+        const clean = forward(x);
+        const advLogits = adv ? forward(adv) : null;
+        const t = tradesLoss(clean, advLogits, y, this.beta, smoothing);
+        loss = t.loss.div(world);
+        loss.backward();
+        cleanCorrect = noGrad(() => clean.argmax(1).eq(y).sum().item());
+        if (advLogits && t.kl) {
+          advCorrect = noGrad(() => advLogits.argmax(1).eq(y.narrow(0, 0, k)).sum().item());
+          advLoss = t.kl.item() * k;
+        }
+      } else {
+        const batch = adv ? (k < m ? cat([adv, x.narrow(0, k, m - k)]) : adv) : x;
+        const logits = forward(batch);
+        const perExample = crossEntropy(logits, y, { reduction: 'none', labelSmoothing: smoothing });
+        // mixedLoss normalises by this rank's (m - k) + lambda k; the global denominator is world times that.
+        loss = mixedLoss(perExample, k, this.lambda).div(world);
+        loss.backward();
+        const correct = noGrad(() => logits.argmax(1).eq(y).to('float32'));
+        cleanCorrect = k < m ? correct.narrow(0, k, m - k).sum().item() : 0;
+        if (k > 0) {
+          advCorrect = correct.narrow(0, 0, k).sum().item();
+          advLoss = noGrad(() => perExample.narrow(0, 0, k).sum().item());
+        }
+      }
+      return { loss: loss.item(), cleanCorrect, advCorrect, advLoss, source: source?.name ?? (k > 0 && this.sources.length ? 'current' : null) };
     });
-    let { loss, cleanCorrect, advCorrect } = local;
+    let { loss, cleanCorrect, advCorrect, advLoss } = local;
     if (this.group && world > 1) {
       const grads = this.model.module.parameters().map((p) => p.grad).filter((g): g is Tensor => g !== null);
       this.group.allReduce(grads, 'sum');
       for (const g of grads) g.dispose();
-      [loss, cleanCorrect, advCorrect] = this.group.allReduceNumbers([loss, cleanCorrect, advCorrect], 'sum') as [number, number, number];
+      [loss, cleanCorrect, advCorrect, advLoss] = this.group.allReduceNumbers([loss, cleanCorrect, advCorrect, advLoss], 'sum') as [number, number, number, number];
     }
     this.optimizer.step();
     this.optimizer.zeroGrad();
     if (this.group && world > 1) this.syncBuffers(this.group);
     const lr = this.optimizer.lr;
     this.step++;
+    const cleanCount = this.recipe === 'trades' ? m : m - k;
     return {
       step: this.step,
       loss,
-      cleanAccuracy: k < m ? cleanCorrect / ((m - k) * world) : null,
+      cleanAccuracy: cleanCount > 0 ? cleanCorrect / (cleanCount * world) : null,
       adversarialAccuracy: k > 0 ? advCorrect / (k * world) : null,
+      adversarialLoss: k > 0 ? advLoss / (k * world) : null,
+      source: local.source,
       adversarialCount: k * world,
       lr,
     };
   }
+}
+
+/** Checks the sources against the recipe and the model: ensemble training needs at least one, the others none. */
+function checkSources(name: RecipeName, model: Classifier, sources: readonly SourceModel[], names: readonly string[] | undefined): readonly SourceModel[] {
+  if (name !== 'ensemble') {
+    if (sources.length || names?.length) throw new Error(`source models are for ensemble adversarial training; recipe ${name} makes its adversarial examples from the current model`);
+    return [];
+  }
+  if (sources.length === 0) throw new Error('ensemble adversarial training needs at least one static source model');
+  if (names && names.join('\n') !== sources.map((s) => s.name).join('\n')) throw new Error(`the config names the sources ${names.join(', ')}, but the trainer was given ${sources.map((s) => s.name).join(', ')}`);
+  for (const s of sources) {
+    const a = model.inputShape.join('x');
+    const b = s.model.inputShape.join('x');
+    if (a !== b || s.model.classes !== model.classes) {
+      throw new Error(`source ${s.name} takes ${b} images and has ${s.model.classes} classes; the model trained takes ${a} and has ${model.classes}`);
+    }
+    // Sources stay in inference mode and are never updated: their parameters are not the optimizer's.
+    s.model.module.eval();
+  }
+  return sources;
 }

@@ -1,0 +1,69 @@
+/**
+ * The catastrophic-overfitting guard of fast adversarial training. One-step
+ * training can, within a few steps, reach a model whose single-step
+ * adversarial accuracy climbs while its multi-step (PGD) accuracy falls to
+ * near 0. The guard reads every held-out evaluation (which should measure PGD
+ * accuracy: `--eval-method pgd`) and calls a collapse a fall of more than
+ * `drop` (default 0.2, the threshold of fast AT's early stop) below the best
+ * held-out robust accuracy so far. On a collapse it reports; with `stop` the
+ * run also writes its checkpoint and ends; with `rollback` the run ends on the
+ * weights of the last evaluation that was not a collapse (kept beside the
+ * checkpoint as <name>.good.safetensors).
+ */
+import type { Json } from '../io/index.js';
+
+export type GuardAction = 'report' | 'stop' | 'rollback';
+
+export const GUARD_ACTIONS: readonly GuardAction[] = ['report', 'stop', 'rollback'];
+
+export interface GuardConfig {
+  /** Fall below the best held-out robust accuracy that counts as a collapse (default 0.2). */
+  drop?: number;
+  /** What a collapse does (default 'report'). */
+  action?: GuardAction;
+}
+
+export interface GuardVerdict {
+  step: number;
+  robust: number;
+  best: number;
+  bestStep: number;
+  collapsed: boolean;
+}
+
+export const DEFAULT_GUARD_DROP = 0.2;
+
+export class OverfitGuard {
+  readonly drop: number;
+  readonly action: GuardAction;
+  private best = -Infinity;
+  private bestStep = -1;
+
+  constructor(config: GuardConfig) {
+    this.drop = config.drop ?? DEFAULT_GUARD_DROP;
+    if (!(this.drop > 0 && this.drop <= 1)) throw new Error(`guard drop must be in (0, 1], got ${this.drop}`);
+    this.action = config.action ?? 'report';
+    if (!GUARD_ACTIONS.includes(this.action)) throw new Error(`guard action must be one of ${GUARD_ACTIONS.join(', ')}, got '${String(this.action)}'`);
+  }
+
+  /** Reads one held-out robust accuracy; a collapse does not lower the best. */
+  check(step: number, robust: number): GuardVerdict {
+    const collapsed = robust < this.best - this.drop;
+    if (!collapsed && robust > this.best) {
+      this.best = robust;
+      this.bestStep = step;
+    }
+    return { step, robust, best: this.best, bestStep: this.bestStep, collapsed };
+  }
+
+  /** What a checkpoint keeps, so a resumed run remembers the best so far. */
+  state(): { [key: string]: Json } {
+    return { best: Number.isFinite(this.best) ? this.best : null, bestStep: this.bestStep };
+  }
+
+  restore(s: unknown): void {
+    const o = (s ?? {}) as { best?: unknown; bestStep?: unknown };
+    if (typeof o.best === 'number') this.best = o.best;
+    if (typeof o.bestStep === 'number') this.bestStep = o.bestStep;
+  }
+}
