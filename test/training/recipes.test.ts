@@ -11,7 +11,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Generator, type Tensor, rand, randint, randn, scope, tensor } from '../../src/index.js';
 import { rsFgsm, pgd } from '../../src/attacks/index.js';
-import { AdversarialTrainer, OverfitGuard, type SourceModel, TRADES_DEFAULTS, recipe, tradesAdversarial, tradesLoss } from '../../src/training/index.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AdversarialTrainer, OverfitGuard, TRADES_DEFAULTS, type TrainEvent, recipe, runTraining, tradesAdversarial, tradesLoss } from '../../src/training/index.js';
+import { TensorDataset, loadMnist } from '../../src/data/index.js';
+import { disposeCheckpoint, loadCheckpointSync } from '../../src/io/index.js';
+import { buildClassifier } from '../../src/models/index.js';
+import { MNIST_SPEC } from '../helpers/checkpoints.js';
 import { SGD } from '../../src/optim/index.js';
 import { B, C, D, W, backLogits, interiorBatch, linearClassifier, logits, projectLinf, rows, sign, softmax, toTensor } from '../attacks/linear-model.js';
 
@@ -195,4 +202,40 @@ test('the overfitting guard: a fall of more than drop below the best is a collap
   assert.deepEqual({ best: resumed.check(3, 0.55).best }, { best: 0.6 });
   assert.throws(() => new OverfitGuard({ drop: 0 }), /guard drop/);
   assert.throws(() => new OverfitGuard({ action: 'halt' as 'stop' }), /guard action/);
+});
+
+test('the guard in a run: with stop, a scripted collapse ends the run at that evaluation with a checkpoint that resumes with the best so far', async () => {
+  const train = TensorDataset.from(loadMnist('train', { limit: 256 }));
+  const dir = mkdtempSync(join(tmpdir(), 'advml-guard-'));
+  const checkpoint = join(dir, 'checkpoint.safetensors');
+  // Held-out robust accuracies by step: 0.5 at 2, 0.7 at 4, 0.45 at 6 (0.25 below the best: a collapse).
+  const scripted: Record<number, number> = { 2: 0.5, 4: 0.7, 6: 0.45, 8: 0.6 };
+  const run = async (resume: boolean) => {
+    const model = buildClassifier(MNIST_SPEC);
+    const events: TrainEvent[] = [];
+    let step = 0;
+    const r = await runTraining({
+      model, spec: MNIST_SPEC, train, checkpoint, resume,
+      config: { batchSize: 32, epochs: 1, maxSteps: 8, seed: 1, evalEvery: 2, adversarial: { recipe: 'fast-at', adversarial: 32, eps: { kind: 'fixed', value: 8 } }, optimizer: { name: 'sgd', lr: 0.01 }, guard: { action: 'stop' } },
+      heldOut: async () => ({ clean: 1, adversarial: scripted[step] ?? 0, what: 'scripted' }),
+      onEvent: (e) => {
+        if (e.type === 'step') step = e.step;
+        events.push(e);
+      },
+    });
+    model.dispose();
+    return { r, guards: events.filter((e) => e.type === 'guard') };
+  };
+  const first = await run(false);
+  assert.equal(first.r.stopped, true);
+  assert.deepEqual(first.r.collapse, { step: 6, robust: 0.45, best: 0.7, bestStep: 4, collapsed: true });
+  assert.deepEqual(first.guards.map((g) => g.type === 'guard' && g.collapsed), [false, false, true]);
+  const saved = loadCheckpointSync(checkpoint);
+  assert.equal(saved.step, 6);
+  disposeCheckpoint(saved);
+  // Resumed, the guard remembers 0.7: 0.6 at step 8 is within 0.2 of it, and the run ends normally.
+  const second = await run(true);
+  assert.equal(second.r.collapse, null);
+  assert.deepEqual(second.guards.map((g) => g.type === 'guard' && [g.step, g.best, g.collapsed]), [[8, 0.7, false]]);
+  train.dispose();
 });
