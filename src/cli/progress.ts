@@ -21,7 +21,7 @@ export function progressBar(label: string, stream: NodeJS.WriteStream = process.
       if (tty) {
         const width = 30;
         const filled = Math.round((width * done) / Math.max(total, 1));
-        const fields = Object.entries(extra).map(([k, v]) => `${k} ${typeof v === 'number' ? v.toFixed(3) : v}`).join('  ');
+        const fields = Object.entries(extra).map(([k, v]) => `${k} ${typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(3) : v}`).join('  ');
         stream.write(`\r${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}  ${fields}  eta ${Number.isFinite(eta) ? eta.toFixed(0) : '?'}s\x1b[K`);
       } else {
         stream.write(JSON.stringify({ event: label, done, total, elapsed: +elapsed.toFixed(1), eta: Number.isFinite(eta) ? +eta.toFixed(1) : null, ...extra }) + '\n');

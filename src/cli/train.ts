@@ -223,9 +223,11 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
       appendFileSync(logFile, JSON.stringify({ time: new Date().toISOString(), ...e }) + '\n');
       if (o.json) console.log(JSON.stringify(e));
       else if (e.type === 'step') {
+        // Only the figures this step has: no clean part with k = m, no adversarial one before the delay ends.
+        const figures = { 'adv loss': e.adversarialLoss, clean: e.cleanAccuracy, adv: e.adversarialAccuracy, source: e.source };
         bar!.update(e.step, e.totalSteps, {
-          epoch: e.epoch, loss: e.loss, 'adv loss': e.adversarialLoss ?? NaN, 'img/s': Math.round(e.imagesPerSec), clean: e.cleanAccuracy ?? NaN, adv: e.adversarialAccuracy ?? NaN,
-          ...(e.source ? { source: e.source } : {}), ...held,
+          epoch: e.epoch, loss: e.loss, 'img/s': Math.round(e.imagesPerSec),
+          ...Object.fromEntries(Object.entries(figures).filter((f): f is [string, number | string] => f[1] !== null)), ...held,
         });
       } else if (e.type === 'eval') {
         held['held-out adv'] = e.adversarial;
