@@ -94,7 +94,8 @@ ${m.trainImages} training images, evaluated on the first ${m.evalImages} test im
 95% intervals (standard error over the test images); eps in pixel units (0-255). Models are trained at
 ${resolvePrecision(DEFAULT_TRAINING_PRECISION)} and attacked and evaluated at ${resolvePrecision(A.DEFAULT_ATTACK_PRECISION)} (the library's defaults on this machine; see
 [precision](precision.md)). Each finding states the criterion it was judged by; a finding that does not reproduce is
-reported as such.
+reported as such. The recipes beyond Algorithm 1 (ensemble AT, PGD-AT, TRADES, fast AT) are compared in
+[hardening](hardening.md) (\`advml harden\`).
 
 `;
 }
