@@ -4,7 +4,8 @@ import { type Dataset, TensorDataset } from '../data/dataset.js';
 import { centerCrop, loadFashionMnist, loadMnist, openImageFolder, resize } from '../data/index.js';
 import { UsageError, numberOption } from './command.js';
 import { PRECISIONS, type Precision } from '../engine/index.js';
-import type { NumberSpec } from '../io/index.js';
+import { type NumberSpec, makeDirectorySync, writeFileAtomicSync } from '../io/index.js';
+import { dirname } from 'node:path';
 import { type Classifier, type PartialContract, loadModel as loadAnyModel, readClassNames } from '../models/index.js';
 
 const DATASETS = {
@@ -148,4 +149,13 @@ export async function loadModel(spec: string, command: string, o: ContractValues
 export function parsePrecision(text: string, command: string): Precision {
   if (!(PRECISIONS as readonly string[]).includes(text)) throw new UsageError(`advml ${command}: --precision must be one of ${PRECISIONS.join(', ')}, got '${text}'`);
   return text as Precision;
+}
+
+/** Writes a Markdown report and its JSON beside it (FILE.md and FILE.json), each atomically, and prints the Markdown. */
+export function writeMarkdownReport(out: string, markdown: string, json: unknown): void {
+  makeDirectorySync(dirname(out));
+  writeFileAtomicSync(out, markdown);
+  writeFileAtomicSync(out.replace(/\.md$/, '') + '.json', JSON.stringify(json, null, 2) + '\n');
+  console.log(markdown);
+  console.log(`wrote ${out}`);
 }

@@ -6,15 +6,15 @@
  * transferred from an independently trained plain model; with training
  * times, the targets of the hardening issue judged, in one Markdown file.
  */
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import * as A from '../attacks/index.js';
 import type { Dataset } from '../data/dataset.js';
 import { type EvalResult, type Interval, evaluate, proportion, transferMatrix } from '../evaluation/index.js';
-import { makeDirectorySync, writeFileAtomicSync } from '../io/index.js';
+import { makeDirectorySync } from '../io/index.js';
 import { type Classifier, buildClassifier } from '../models/index.js';
 import { HARDENING_EPS, PRESETS, type Preset, type SourceModel, runTraining } from '../training/index.js';
 import { type Command, UsageError, parseOptions, positiveInt } from './command.js';
-import { loadDataset } from './common.js';
+import { loadDataset, writeMarkdownReport } from './common.js';
 import { progressBar } from './progress.js';
 
 type DatasetName = 'mnist' | 'fashion-mnist';
@@ -84,11 +84,7 @@ ${settings.queries} queries); transfer is the accuracy on examples made on an in
 The recipes and their settings: [training](training.md).
 
 ${sections.join('\n')}`;
-    makeDirectorySync(dirname(o.out));
-    writeFileAtomicSync(o.out, md);
-    writeFileAtomicSync(o.out.replace(/\.md$/, '') + '.json', JSON.stringify({ command, minutes, ...json }, null, 2) + '\n');
-    console.log(md);
-    console.log(`wrote ${o.out}`);
+    writeMarkdownReport(o.out, md, { command, minutes, ...json });
     return 0;
   },
 };

@@ -4,15 +4,15 @@
  * one Markdown file (docs/results.md by default) with the tables, the command
  * and the times. Findings that do not reproduce are reported as such.
  */
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import * as A from '../attacks/index.js';
 import { resolvePrecision } from '../engine/index.js';
 import { type Cell, type EvalResult, type TransferCell, type TransferEvidence, audit, evaluate, proportion, transferMatrix } from '../evaluation/index.js';
-import { writeFileAtomicSync, makeDirectorySync } from '../io/index.js';
+import { makeDirectorySync } from '../io/index.js';
 import { type Classifier, buildClassifier } from '../models/index.js';
 import { DEFAULT_TRAINING_PRECISION, type EpsSpec, PRESETS, type Preset, runTraining } from '../training/index.js';
 import { type Command, UsageError, parseOptions, positiveInt } from './command.js';
-import { loadDataset, parseEpsList } from './common.js';
+import { loadDataset, parseEpsList, writeMarkdownReport } from './common.js';
 import { progressBar } from './progress.js';
 
 type DatasetName = 'mnist' | 'fashion-mnist';
@@ -77,11 +77,7 @@ Options:
     const minutes = (performance.now() - started) / 60000;
     const command = `advml reproduce ${argv.join(' ')}`.trim();
     const md = header(command, minutes, { epochs, trainImages, evalImages }) + sections.join('\n');
-    makeDirectorySync(dirname(o.out));
-    writeFileAtomicSync(o.out, md);
-    writeFileAtomicSync(o.out.replace(/\.md$/, '') + '.json', JSON.stringify({ command, minutes, ...json }, null, 2) + '\n');
-    console.log(md);
-    console.log(`wrote ${o.out}`);
+    writeMarkdownReport(o.out, md, { command, minutes, ...json });
     return 0;
   },
 };
