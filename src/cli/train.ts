@@ -58,7 +58,8 @@ ${RECIPE_NAMES.map((r) => `                          ${r.padEnd(12)} ${RECIPES[r
   --guard ACTION        the catastrophic-overfitting guard on the held-out
                         robust accuracy (every --eval-every steps, else every
                         epoch): report, stop, or rollback (end on the last
-                        good weights); the held-out attack becomes pgd
+                        good weights); the held-out attack becomes pgd; a run
+                        the guard ends exits with status 3
   --guard-drop F        a fall below the best held-out accuracy that counts as
                         a collapse (default ${DEFAULT_GUARD_DROP})
   --k N                 adversarial examples per minibatch (0: plain training)
