@@ -5,6 +5,7 @@ import { centerCrop, loadFashionMnist, loadMnist, openImageFolder, resize } from
 import { UsageError, numberOption } from './command.js';
 import { PRECISIONS, type Precision } from '../engine/index.js';
 import { type NumberSpec, makeDirectorySync, writeFileAtomicSync } from '../io/index.js';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { type Classifier, type PartialContract, loadModel as loadAnyModel, readClassNames } from '../models/index.js';
 
@@ -79,6 +80,16 @@ export function parseNorm(text: string | undefined, command: string): A.Norm {
   return text;
 }
 
+/** Reads --label: a label source, or undefined for each method's own. */
+export function parseLabelSource(text: string | undefined, command: string): A.LabelSource | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return A.checkLabelSource(text);
+  } catch (e) {
+    throw new UsageError(`advml ${command}: --label: ${(e as Error).message}`);
+  }
+}
+
 /** Parses a comma-separated method list ('all' for every method). */
 export function parseMethods(text: string, command: string): A.MethodName[] {
   if (text === 'all') return [...A.METHOD_NAMES];
@@ -151,11 +162,50 @@ export function parsePrecision(text: string, command: string): Precision {
   return text as Precision;
 }
 
-/** Writes a Markdown report and its JSON beside it (FILE.md and FILE.json), each atomically, and prints the Markdown. */
-export function writeMarkdownReport(out: string, markdown: string, json: unknown): void {
+/** One dataset's part of a report: a Markdown section headed `## ${title}...` and its figures. */
+export interface ReportSection {
+  key: string;
+  markdown: string;
+  json: unknown;
+}
+
+/**
+ * Writes a report of per-dataset sections, FILE.md and FILE.json beside it
+ * (each atomically), and prints the Markdown. The sections of an existing
+ * report that this run did not produce are kept, so a run over one dataset
+ * leaves the others' results in place. `titles` gives each key's heading, in
+ * the order the sections appear.
+ */
+export function writeSectionedReport(out: string, header: string, sections: ReportSection[], titles: Record<string, string>): void {
+  const jsonPath = out.replace(/\.md$/, '') + '.json';
+  const kept = previousSections(out, jsonPath, titles);
+  for (const r of sections) kept.set(r.key, r);
+  const ordered = Object.keys(titles).flatMap((k) => (kept.has(k) ? [kept.get(k) as ReportSection] : []));
+  const markdown = [header.trimEnd(), ...ordered.map((r) => r.markdown.trim())].join('\n\n') + '\n';
   makeDirectorySync(dirname(out));
+  writeFileAtomicSync(jsonPath, JSON.stringify(Object.fromEntries(ordered.map((r) => [r.key, r.json])), null, 2) + '\n');
   writeFileAtomicSync(out, markdown);
-  writeFileAtomicSync(out.replace(/\.md$/, '') + '.json', JSON.stringify(json, null, 2) + '\n');
   console.log(markdown);
   console.log(`wrote ${out}`);
+}
+
+/** The sections of the report at `out`, by key, with the figures its JSON holds for each (none when there is no report). */
+function previousSections(out: string, jsonPath: string, titles: Record<string, string>): Map<string, ReportSection> {
+  const found = new Map<string, ReportSection>();
+  if (!existsSync(out)) return found;
+  let json: Record<string, unknown> = {};
+  if (existsSync(jsonPath)) {
+    try {
+      json = JSON.parse(readFileSync(jsonPath, 'utf8')) as Record<string, unknown>;
+    } catch (e) {
+      throw new Error(`${jsonPath}: not readable JSON (${(e as Error).message}); move it away to start the report afresh`);
+    }
+  }
+  // A section runs from its '## ' heading to the next one.
+  for (const chunk of readFileSync(out, 'utf8').split(/^(?=## )/m)) {
+    const heading = chunk.split('\n', 1)[0] as string;
+    const key = Object.keys(titles).find((k) => heading === `## ${titles[k]}` || heading.startsWith(`## ${titles[k]},`));
+    if (key !== undefined) found.set(key, { key, markdown: chunk, json: json[key] });
+  }
+  return found;
 }

@@ -14,7 +14,7 @@ import { makeDirectorySync } from '../io/index.js';
 import { type Classifier, buildClassifier } from '../models/index.js';
 import { HARDENING_EPS, PRESETS, type Preset, type SourceModel, runTraining } from '../training/index.js';
 import { type Command, UsageError, parseOptions, positiveInt } from './command.js';
-import { loadDataset, writeMarkdownReport } from './common.js';
+import { type ReportSection, loadDataset, writeSectionedReport } from './common.js';
 import { progressBar } from './progress.js';
 
 type DatasetName = 'mnist' | 'fashion-mnist';
@@ -65,29 +65,21 @@ Options:
       workDir: o.checkpoints,
     };
     makeDirectorySync(settings.workDir);
-    const started = performance.now();
-    const sections: string[] = [];
-    const json: Record<string, unknown> = {};
-    for (const d of datasets) {
-      const r = await hardenDataset(d, settings);
-      sections.push(r.markdown);
-      json[d] = r.json;
-    }
-    const minutes = (performance.now() - started) / 60000;
     const command = `advml harden ${argv.join(' ')}`.trim();
-    const md = `# Hardening: the recipes side by side
-
-Produced by \`${command}\` in ${minutes.toFixed(1)} minutes on this machine, evaluated on the first
-${settings.evalImages} test images. Accuracies are top-1 in %, with 95% intervals; eps in pixel units (0-255).
-PGD-40 runs ${settings.restarts} restarts on the images still unbroken; AutoAttack is the standard suite (Square with
-${settings.queries} queries); transfer is the accuracy on examples made on an independently trained plain model (plain-c).
-The recipes and their settings: [training](training.md).
-
-${sections.join('\n')}`;
-    writeMarkdownReport(o.out, md, { command, minutes, ...json });
+    const sections: ReportSection[] = [];
+    for (const d of datasets) sections.push(await hardenDataset(d, settings, command));
+    writeSectionedReport(o.out, HEADER, sections, { mnist: 'MNIST', 'fashion-mnist': 'Fashion-MNIST' });
     return 0;
   },
 };
+
+const HEADER = `# Hardening: the recipes side by side
+
+Each dataset's section says the command that produced it, how long it took on this machine and how many test
+images it evaluated. Accuracies are top-1 in %, with 95% intervals; eps in pixel units (0-255). PGD-40 runs its
+restarts on the images still unbroken; AutoAttack is the standard suite; transfer is the accuracy on examples made
+on an independently trained plain model (plain-c). The recipes and their settings: [training](training.md).
+`;
 
 interface Settings {
   rows: Row[];
@@ -119,7 +111,8 @@ interface Measured {
   transfer: Record<string, Interval>;
 }
 
-async function hardenDataset(d: DatasetName, s: Settings): Promise<{ markdown: string; json: unknown }> {
+async function hardenDataset(d: DatasetName, s: Settings, command: string): Promise<ReportSection> {
+  const started = performance.now();
   const eps = HARDENING_EPS[d];
   const train = loadDataset(d, 'train', s.trainImages);
   const test = loadDataset(d, 'test', s.evalImages);
@@ -147,7 +140,7 @@ async function hardenDataset(d: DatasetName, s: Settings): Promise<{ markdown: s
         : undefined;
       const t0 = performance.now();
       await runTraining({
-        model, spec: p.spec, train, config: p.config, checkpoint: join(s.workDir, `${d}-${name}.safetensors`), sources, heldOut,
+        model, train, config: p.config, checkpoint: join(s.workDir, `${d}-${name}.safetensors`), sources, heldOut,
         onEvent: (e) => {
           if (e.type === 'step') bar.update(e.step, e.totalSteps, { loss: e.loss });
           if (e.type === 'guard' && e.collapsed) collapses.push(`step ${e.step}: ${pct(e.robust)}% (best ${pct(e.best)}%)`);
@@ -175,7 +168,14 @@ async function hardenDataset(d: DatasetName, s: Settings): Promise<{ markdown: s
     }
     const measured = new Map<Row, Measured>();
     for (const [r, t] of rows) measured.set(r, await measure(t, test, eps, s, plainC.model, d));
-    return { markdown: table(d, eps, rows, measured), json: Object.fromEntries([...rows].map(([r, t]) => [r, { seconds: t.seconds, preset: t.preset, ...measured.get(r) }])) };
+    const minutes = (performance.now() - started) / 60000;
+    const produced = `Produced by \`${command}\` in ${minutes.toFixed(1)} minutes, evaluated on the first ${test.length} test images; ` +
+      `PGD-40 with ${s.restarts} restarts, Square with ${s.queries} queries in the suite.`;
+    return {
+      key: d,
+      markdown: table(d, eps, rows, measured, produced),
+      json: { command, minutes, evalImages: test.length, models: Object.fromEntries([...rows].map(([r, t]) => [r, { seconds: t.seconds, preset: t.preset, collapses: t.collapses, ...measured.get(r) }])) },
+    };
   } finally {
     for (const t of trained) t.model.dispose();
     train.dispose();
@@ -201,8 +201,8 @@ async function measure(t: Trained, test: Dataset, eps: number, s: Settings, atta
 const pct = (v: number): string => (v * 100).toFixed(1);
 const ci = (c: Interval): string => `${pct(c.value)} ± ${pct(c.halfWidth)}`;
 
-function table(d: DatasetName, eps: number, rows: Map<Row, Trained>, m: Map<Row, Measured>): string {
-  const lines = [`## ${d === 'mnist' ? 'MNIST' : 'Fashion-MNIST'}, eps ${eps}`, '',
+function table(d: DatasetName, eps: number, rows: Map<Row, Trained>, m: Map<Row, Measured>, produced: string): string {
+  const lines = [`## ${d === 'mnist' ? 'MNIST' : 'Fashion-MNIST'}, eps ${eps}`, '', produced, '',
     `| model | preset | training | clean | ${PAPER_ATTACKS.join(' | ')} | PGD-40 | AutoAttack | ${TRANSFER_ATTACKS.map((a) => `transfer ${a}`).join(' | ')} |`,
     `|---|---|---|---|${[...PAPER_ATTACKS, 'p', 'a', ...TRANSFER_ATTACKS].map(() => '---').join('|')}|`];
   for (const [r, t] of rows) {

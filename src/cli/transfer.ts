@@ -29,6 +29,9 @@ Options:
   --eps LIST        pixel units (default 2,4,8,16)
   --seed N          sampling and random methods (default 0)
   --batch N         batch size (default 128)
+  --clean-correct   count, for each pair, only the images both models classify
+                    correctly when clean (the shared clean errors otherwise
+                    decide the rates where attacks fool few images)
   --json FILE       write every cell as JSON ({ cells: [...] })
   -h, --help        show this help`,
   async run(argv) {
@@ -42,6 +45,7 @@ Options:
       seed: { type: 'string' },
       batch: { type: 'string' },
       json: { type: 'string' },
+      'clean-correct': { type: 'boolean' },
     });
     const files = o.model ?? [];
     if (files.length < 2) throw new UsageError('advml transfer: give at least two --model checkpoints');
@@ -66,11 +70,11 @@ Options:
       const group = initProcessGroup();
       try {
         const bar = group.rank === 0 ? progressBar('transfer') : null;
-        const cells = await transferMatrix(models, data.dataset, { methods, eps, samples, seed, batchSize, onProgress: bar?.update, group });
+        const cells = await transferMatrix(models, data.dataset, { methods, eps, samples, seed, batchSize, cleanCorrectOnly: o['clean-correct'], onProgress: bar?.update, group });
         bar?.done();
         if (group.rank !== 0) return 0;
         print(cells, names);
-        if (o.json) writeFileAtomicSync(o.json, JSON.stringify({ data: data.label, models: Object.fromEntries(names.map((n, i) => [n, files[i]])), samples, seed, cells }, null, 2) + '\n');
+        if (o.json) writeFileAtomicSync(o.json, JSON.stringify({ data: data.label, models: Object.fromEntries(names.map((n, i) => [n, files[i]])), samples, seed, cleanCorrectOnly: o['clean-correct'] === true, cells }, null, 2) + '\n');
       } finally {
         group.destroy();
         data.dispose();

@@ -25,8 +25,11 @@ test('advml harden: six rows, each with clean, attacks, PGD-40, AutoAttack and t
   assert.match(md, /Fast AT within 3 points of PGD-AT/);
   assert.match(md, /Ensemble AT above step-l.l. training under R\+Step-LL/);
   assert.match(md, /The overfitting guard of fast-at .*: (silent|\*\*fired\*\*)/);
-  const json = JSON.parse(readFileSync(join(dir, 'hardening.json'), 'utf8')) as { mnist: Record<string, { clean: { value: number }; pgd: { value: number }; autoattack: { value: number }; seconds: number }> };
-  for (const [name, row] of Object.entries(json.mnist)) {
+  const json = JSON.parse(readFileSync(join(dir, 'hardening.json'), 'utf8')) as { mnist: { command: string; evalImages: number; models: Record<string, { clean: { value: number }; pgd: { value: number }; autoattack: { value: number }; seconds: number }> } };
+  assert.equal(json.mnist.evalImages, 40);
+  assert.match(json.mnist.command, /^advml harden --datasets mnist /);
+  assert.match(md, /^Produced by `advml harden --datasets mnist .*` in [\d.]+ minutes, evaluated on the first 40 test images/m);
+  for (const [name, row] of Object.entries(json.mnist.models)) {
     assert.ok(row.seconds > 0, name);
     // Robust accuracy counts images that are correct and survive every attack: never above clean.
     assert.ok(row.pgd.value <= row.clean.value && row.autoattack.value <= row.clean.value, `${name}: ${JSON.stringify(row)}`);
@@ -34,5 +37,5 @@ test('advml harden: six rows, each with clean, attacks, PGD-40, AutoAttack and t
   // The plain row is its checkpoint's clean accuracy on the same 40 test images, measured again by advml eval.
   const again = runCli(['eval', '--model', join(dir, 'runs', 'mnist-plain.safetensors'), '--data', 'mnist', '--limit', '40', '--methods', 'fgsm', '--eps', '76.5', '--json', join(dir, 'plain.json'), '--no-audit']);
   assert.equal(again.status, 0, again.stderr);
-  assert.equal((JSON.parse(readFileSync(join(dir, 'plain.json'), 'utf8')) as { clean: { top1: { value: number } } }).clean.top1.value, json.mnist.plain!.clean.value);
+  assert.equal((JSON.parse(readFileSync(join(dir, 'plain.json'), 'utf8')) as { clean: { top1: { value: number } } }).clean.top1.value, json.mnist.models.plain!.clean.value);
 });

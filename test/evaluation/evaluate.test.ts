@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Generator, noGrad, rand, randint, scope, tensor } from '../../src/index.js';
 import * as A from '../../src/attacks/index.js';
 import { TensorDataset } from '../../src/data/dataset.js';
-import { Z95, evaluate, pairedDifference, proportion, summarise, transferMatrix } from '../../src/evaluation/index.js';
+import { Z95, evaluate, pairedDifference, proportion, sampleIndices, summarise, transferMatrix } from '../../src/evaluation/index.js';
 import { C, D, SHAPE, linearClassifier } from '../attacks/linear-model.js';
 
 test('proportion: p +- 1.96 sqrt(p (1 - p) / n), clipped to [0, 1]', () => {
@@ -89,6 +89,31 @@ test('transfer: a model transfers fully to itself; rates are counted as defined'
   assert.ok(ab.transferred <= ab.sourceFooled && ab.targetErrors <= 50);
   assert.equal(cells.length, 4);
   assert.equal(D, 12);
+});
+
+test('transfer with cleanCorrectOnly counts only the images both models classify correctly, as a direct count does', async () => {
+  const other = linearClassifier();
+  noGrad(() => (other.module.stateDict().get('1.weight') as ReturnType<typeof tensor>).select(0, 1).mul_(-1));
+  const opts = { methods: ['fgsm'] as A.MethodName[], eps: [16], samples: 50, seed: 3 };
+  const all = await transferMatrix(new Map([['a', model], ['b', other]]), data, opts);
+  const cells = await transferMatrix(new Map([['a', model], ['b', other]]), data, { ...opts, cleanCorrectOnly: true });
+  const picked = sampleIndices(70, 50, 3);
+  const wrongOf = (m: typeof model, x: typeof images): boolean[] =>
+    noGrad(() => scope(() => Array.from(m.logits(x).argmax(1).ne(labels).dataSync() as Uint8Array, Boolean)));
+  const [cleanA, cleanB] = [wrongOf(model, images), wrongOf(other, images)];
+  const adv = scope(() => A.fgsm(model, images, { eps: 16, y: labels }).keep());
+  const [advA, advB] = [wrongOf(model, adv), wrongOf(other, adv)];
+  adv.dispose();
+  const kept = picked.filter((i) => !cleanA[i] && !cleanB[i]);
+  assert.ok(kept.length > 0 && kept.length < 50, `both right on ${kept.length} of 50`);
+  const ab = cells.find((c) => c.source === 'a' && c.target === 'b')!;
+  assert.equal(ab.n, kept.length);
+  assert.equal(ab.sourceFooled, kept.filter((i) => advA[i]).length);
+  assert.equal(ab.transferred, kept.filter((i) => advA[i] && advB[i]).length);
+  assert.equal(ab.targetErrors, kept.filter((i) => advB[i]).length);
+  // A model against itself keeps the images it classifies correctly.
+  assert.equal(cells.find((c) => c.source === 'a' && c.target === 'a')!.n, picked.filter((i) => !cleanA[i]).length);
+  assert.equal(all.find((c) => c.source === 'a' && c.target === 'b')!.n, 50);
 });
 
 test('bad evaluation options name the option', async () => {
