@@ -82,7 +82,7 @@ async function train(d: 'mnist' | 'fashion-mnist', trainSet: Dataset, adversaria
   const dir = mkdtempSync(join(tmpdir(), 'advml-precision-'));
   const t0 = performance.now();
   try {
-    await runTraining({ model, spec: p.spec, train: trainSet, config: p.config, checkpoint: join(dir, 'm.safetensors') });
+    await runTraining({ model, train: trainSet, config: p.config, checkpoint: join(dir, 'm.safetensors') });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -37,7 +37,7 @@
  */
 import { type Precision, type Tensor, describeValue, noGrad, rand, randn, scope, where } from '../engine/index.js';
 import type { Classifier } from '../models/classifier.js';
-import { type Norm, checkInputs, epsTensor, inMode, positiveInteger, project, unitStep } from './common.js';
+import { type Norm, checkInputs, epsTensor, positiveInteger, project, unitStep } from './common.js';
 import { type ImageLoss, crossEntropyLoss, dlrLoss, indexTensor, lossAndGradient, logitsOf, mergeRows, normsOf, perImage, targetedDlrLoss } from './batch.js';
 import type { AttackSpec, RunOptions } from './registry.js';
 
@@ -306,7 +306,7 @@ function attack(model: Classifier, x: Tensor, opts: RunOptions, loss: Loss): Ten
   return scope(() => {
     const { eps, maxPixels } = epsTensor(model, x, opts.eps, 'eps', s.norm);
     if (maxPixels === 0) return x.detach().clone();
-    return inMode(model, opts.training ?? false, () => {
+    return model.inMode(opts.training ?? false, () => {
       const clean = x.detach();
       const n = clean.shape[0] as number;
       const logits0 = logitsOf(model, clean, opts.precision);

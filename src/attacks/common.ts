@@ -5,7 +5,6 @@
  */
 import { type Generator, type Precision, Tensor, crossEntropy, describeValue, enableGrad, grad, lossPrecision, noGrad, scope, tensor, withPrecision } from '../engine/index.js';
 import { type Classifier, checkImageValues } from '../models/classifier.js';
-import { withFrozenParameters } from '../nn/index.js';
 
 /** The norm a step or a ball is measured in. */
 export type Norm = 'linf' | 'l2' | 'l1';
@@ -125,23 +124,6 @@ export function checkLabels(model: Classifier, x: Tensor, y: Tensor, name: strin
   if (y.rank !== 1 || y.shape[0] !== x.shape[0]) throw new Error(`${name} must have shape [${x.shape[0]}], got [${y.shape}]`);
   const [lo, hi] = scope(() => [y.min().item(), y.max().item()]) as [number, number];
   if (lo < 0 || hi >= model.classes) throw new Error(`${name} holds class ${lo < 0 ? lo : hi}, outside 0..${model.classes - 1}`);
-}
-
-/**
- * Runs `fn` with the classifier's module in inference mode (batch norm uses
- * running statistics, dropout is off) unless `training`; restores each
- * module's previous mode afterwards.
- */
-export function inMode<T>(model: Classifier, training: boolean, fn: () => T): T {
-  const modules = model.module.modules();
-  const previous = modules.map((m) => m.training);
-  model.module.train(training);
-  try {
-    // Attacks differentiate with respect to the images only, so a frozen model may use folded batch norm.
-    return training ? fn() : withFrozenParameters(fn);
-  } finally {
-    modules.forEach((m, i) => (m.training = previous[i] as boolean));
-  }
 }
 
 /**

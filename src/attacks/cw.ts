@@ -33,7 +33,7 @@
  */
 import { type Tensor, describeValue, full, scope, tensor, where, zerosLike } from '../engine/index.js';
 import type { Classifier } from '../models/classifier.js';
-import { checkInputs, epsTensor, inMode, positiveInteger } from './common.js';
+import { checkInputs, epsTensor, positiveInteger } from './common.js';
 import type { AttackSpec, MinimalResult, RunOptions } from './registry.js';
 import { indexTensor, indicesWhere, keepWithinEps, logitsOf, lossAndGradient, margin, mergeRows, normsOf, perImage } from './batch.js';
 
@@ -104,7 +104,7 @@ function settings(opts: CwOptions): Settings {
 export function carliniWagnerL2(model: Classifier, x: Tensor, opts: CwOptions): MinimalResult {
   checkInputs(model, x, opts);
   const s = settings(opts);
-  return inMode(model, opts.training ?? false, () => scope(() => search(model, x, s, opts)));
+  return model.inMode(opts.training ?? false, () => scope(() => search(model, x, s, opts)));
 }
 
 function search(model: Classifier, x: Tensor, s: Settings, opts: CwOptions): MinimalResult {

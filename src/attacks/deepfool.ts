@@ -31,7 +31,7 @@
  */
 import { type Precision, type Tensor, describeValue, enableGrad, full, grad, lossPrecision, scope, tensor, where, withPrecision, zerosLike } from '../engine/index.js';
 import type { Classifier } from '../models/classifier.js';
-import { type Norm, checkInputs, clipToRange, epsTensor, inMode } from './common.js';
+import { type Norm, checkInputs, clipToRange, epsTensor } from './common.js';
 import type { AttackSpec, MinimalResult, RunOptions } from './registry.js';
 import { indexTensor, indicesWhere, keepWithinEps, logitsOf, mergeRows, normsOf, perImage } from './batch.js';
 
@@ -129,7 +129,7 @@ function deepFoolStep(model: Classifier, x: Tensor, order: Tensor, norm: 'l2' | 
 export function deepFool(model: Classifier, x: Tensor, opts: DeepFoolOptions): MinimalResult {
   checkInputs(model, x, opts);
   const s = settings(model, opts);
-  return inMode(model, opts.training ?? false, () => scope(() => search(model, x, s, opts)));
+  return model.inMode(opts.training ?? false, () => scope(() => search(model, x, s, opts)));
 }
 
 function search(model: Classifier, x: Tensor, s: Settings, opts: DeepFoolOptions): MinimalResult {

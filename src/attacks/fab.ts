@@ -56,7 +56,7 @@
  */
 import { type Generator, type Precision, type Tensor, arange, cat, describeValue, enableGrad, full, grad, lossPrecision, rand, randn, scope, where, withPrecision, zeros } from '../engine/index.js';
 import type { Classifier } from '../models/classifier.js';
-import { type Eps, type Norm, checkInputs, epsTensor, inMode, positiveInteger } from './common.js';
+import { type Eps, type Norm, checkInputs, epsTensor, positiveInteger } from './common.js';
 import type { AttackSpec, MinimalResult, RunOptions } from './registry.js';
 import { indexTensor, keepWithinEps, logitsOf, mergeRows, normsOf, perImage } from './batch.js';
 
@@ -381,7 +381,7 @@ export function fab(model: Classifier, x: Tensor, opts: FabOptions): MinimalResu
   const s = settings(model, opts);
   return scope(() => {
     const epsModel = opts.eps === undefined ? null : epsTensor(model, x, opts.eps, 'eps', s.norm).eps;
-    return inMode(model, opts.training ?? false, () => search(model, x, s, epsModel, opts));
+    return model.inMode(opts.training ?? false, () => search(model, x, s, epsModel, opts));
   });
 }
 

@@ -45,7 +45,7 @@
  */
 import { type Generator, type Tensor, cat, describeValue, noGrad, rand, randn, scope, tensor } from '../engine/index.js';
 import type { Classifier } from '../models/classifier.js';
-import { checkInputs, clipToRange, epsTensor, inMode, positiveInteger } from './common.js';
+import { checkInputs, clipToRange, epsTensor, positiveInteger } from './common.js';
 import type { AttackSpec, MinimalResult, RunOptions } from './registry.js';
 import { indexTensor, indicesWhere, keepWithinEps, logitsOf, mergeRows, normsOf } from './batch.js';
 
@@ -119,7 +119,7 @@ function settings(opts: HopSkipJumpOptions): Settings {
 export function hopSkipJump(model: Classifier, x: Tensor, opts: HopSkipJumpOptions): HopSkipJumpResult {
   checkInputs(model, x, opts);
   const s = settings(opts);
-  return inMode(model, opts.training ?? false, () => noGrad(() => scope(() => new Search(model, x, s, opts).run())));
+  return model.inMode(opts.training ?? false, () => noGrad(() => scope(() => new Search(model, x, s, opts).run())));
 }
 
 /** Options of the spec's run(): RunOptions (with eps) plus the library options. */

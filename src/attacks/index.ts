@@ -5,7 +5,9 @@
  */
 import { attackNames } from './registry.js';
 
-export * from './common.js';
+// The pieces an attack of one's own is made of; argument checks and step helpers stay internal.
+export type { AttackOptions, AttackProgress, Eps, Norm } from './common.js';
+export { DEFAULT_ATTACK_PRECISION, MAX_EPS, checkEps, clipToRange, crossEntropySum, epsPixels, epsTensor, inputGradient, maxEpsFor, project, unitStep } from './common.js';
 export * from './labels.js';
 export * from './one-step.js';
 export * from './iterative.js';

@@ -12,7 +12,7 @@
 import { type Tensor, noGrad, rand, scope, zerosLike } from '../engine/index.js';
 import type { Classifier } from '../models/classifier.js';
 import {
-  type AttackOptions, type Norm, checkInputs, crossEntropySum, epsPixels, epsTensor, inMode, inputGradient, positiveInteger, project, unitStep,
+  type AttackOptions, type Norm, checkInputs, crossEntropySum, epsPixels, epsTensor, inputGradient, positiveInteger, project, unitStep,
 } from './common.js';
 import { indexTensor, logitsOf, mergeRows } from './batch.js';
 import { type LabelSource, chooseLabels } from './labels.js';
@@ -24,7 +24,11 @@ export interface IterativeOptions extends AttackOptions {
   steps?: number;
   /** Label source; each method has its own default. */
   label?: LabelSource;
-  /** Start from a uniform random point of the L-inf ball (default: PGD and RS-FGSM yes, the others no). */
+  /**
+   * Start from a uniform random point of the L-inf ball of radius eps, for L2
+   * and L1 then projected onto their ball (not uniform in it; default: PGD and
+   * RS-FGSM yes, the others no).
+   */
   randomStart?: boolean;
 }
 
@@ -71,7 +75,7 @@ function iterate(model: Classifier, x: Tensor, spec: LoopSpec, opts: IterativeOp
     checkCount(typeof chosen === 'number' ? 'alpha' : 'alpha (a multiple of eps)', alphaPixels, false);
     // A scalar step in the model's units, or a per-image column of them.
     const alpha = typeof chosen === 'number' ? chosen * model.pixelScale : eps.mul(chosen.ofEps);
-    return inMode(model, opts.training ?? false, () => {
+    return model.inMode(opts.training ?? false, () => {
       const labels = chooseLabels(model, x, opts.label ?? spec.label, { y: opts.y, generator: opts.generator });
       const clean = x.detach();
       let xAdv = clean;
@@ -133,7 +137,8 @@ export interface PgdOptions extends IterativeOptions {
 }
 
 /**
- * PGD: a uniform random start in the ball, then projected steps; defaults 10
+ * PGD: a random start (uniform in the L-inf ball; for L2 and L1 that point
+ * projected onto their ball), then projected steps; defaults 10
  * steps of 2.5 eps / 10. With `restarts` > 1, each further run starts afresh
  * (the same random stream, drawn on) on the images no earlier run has
  * misclassified (which needs the true labels y); each image keeps the first
@@ -153,7 +158,7 @@ export function pgd(model: Classifier, x: Tensor, opts: PgdOptions): Tensor {
   let out = iterate(model, x, spec, opts);
   for (let r = 1; r < restarts; r++) {
     const next = scope(() => {
-      const correct = inMode(model, opts.training ?? false, () => logitsOf(model, out, opts.precision).argmax(1).eq(y));
+      const correct = model.inMode(opts.training ?? false, () => logitsOf(model, out, opts.precision).argmax(1).eq(y));
       const still = Array.from(correct.dataSync() as Uint8Array).flatMap((c, i) => (c ? [i] : []));
       if (still.length === 0) return null;
       const idx = indexTensor(still);

@@ -12,6 +12,14 @@ export type LabelSource = 'true' | 'predicted' | 'leastLikely' | 'random';
 
 export const LABEL_SOURCES: readonly LabelSource[] = ['true', 'predicted', 'leastLikely', 'random'];
 
+/** `v` as a label source; throws naming it and the known ones. */
+export function checkLabelSource(v: unknown): LabelSource {
+  if (typeof v !== 'string' || !(LABEL_SOURCES as readonly string[]).includes(v)) {
+    throw new Error(`unknown label source '${String(v)}': expected ${LABEL_SOURCES.join(', ')}`);
+  }
+  return v as LabelSource;
+}
+
 export interface LabelOptions {
   /** True labels (int64 [N]), for source 'true'. */
   y?: Tensor;
@@ -52,7 +60,7 @@ export function chooseLabels(model: Classifier, x: Tensor, source: LabelSource |
           return logits.argmax(1).add(offset).remainder(model.classes);
         }
         default:
-          throw new Error(`unknown label source '${String(source)}': expected ${LABEL_SOURCES.join(', ')} or a tensor`);
+          throw new Error(`${checkLabelSource(source)} is not handled`);
       }
     }),
   );

@@ -8,7 +8,7 @@
 import { Generator, type Tensor, resolvePrecision, scope } from '../engine/index.js';
 import type { Classifier } from '../models/classifier.js';
 import {
-  type AttackOptions, DEFAULT_ATTACK_PRECISION, type Eps, type Norm, applyStep, checkInputs, crossEntropySum, epsTensor, inMode, inputGradient,
+  type AttackOptions, DEFAULT_ATTACK_PRECISION, type Eps, type Norm, applyStep, checkInputs, crossEntropySum, epsTensor, inputGradient,
   unitStep,
 } from './common.js';
 import { type LabelSource, chooseLabels } from './labels.js';
@@ -90,7 +90,7 @@ export function runOneStep(model: Classifier, x: Tensor, method: OneStepMethod, 
   checkInputs(model, x, opts);
   return scope(() => {
     const { eps } = epsTensor(model, x, opts.eps);
-    return inMode(model, opts.training ?? false, () => {
+    return model.inMode(opts.training ?? false, () => {
       const ctx: DirectionContext = { model, x, opts };
       if (method.kind === 'perEps') return method.run(ctx, eps);
       const direction = unitDirection(ctx, method);
@@ -146,7 +146,7 @@ export function oneStepGrid(model: Classifier, x: Tensor, methods: OneStepMethod
   const epsList = opts.eps.map((e, i) => epsTensor(model, x, e, `eps[${i}]`).eps.keep());
   const result = new Map<string, Tensor[]>();
   try {
-    inMode(model, opts.training ?? false, () => {
+    model.inMode(opts.training ?? false, () => {
       const gradients = new Map<string, Tensor>();
       try {
         for (const m of methods) {

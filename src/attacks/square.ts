@@ -80,7 +80,7 @@
  */
 import { type Generator, type Tensor, arange, describeValue, noGrad, randint, scope, tensor, where } from '../engine/index.js';
 import type { Classifier } from '../models/classifier.js';
-import { checkInputs, clipToRange, epsTensor, inMode, positiveInteger, project } from './common.js';
+import { checkInputs, clipToRange, epsTensor, positiveInteger, project } from './common.js';
 import type { AttackSpec, RunOptions } from './registry.js';
 import { indexTensor, logitsOf, margin, mergeRows, normsOf, perImage } from './batch.js';
 
@@ -496,7 +496,7 @@ export function squareSearch(model: Classifier, x: Tensor, opts: SquareOptions):
   const s = settings(model, opts);
   return scope(() => {
     const { eps } = epsTensor(model, x, opts.eps, 'eps', s.norm);
-    return inMode(model, opts.training ?? false, () => noGrad(() => new Search(model, x, eps, s, opts).run()));
+    return model.inMode(opts.training ?? false, () => noGrad(() => new Search(model, x, eps, s, opts).run()));
   });
 }
 

@@ -9,7 +9,7 @@
  */
 import { Generator, type Precision, type Tensor, noGrad, scope } from '../engine/index.js';
 import type { Classifier } from '../models/classifier.js';
-import { type Eps, type Norm, checkInputs, epsPixels, inMode } from './common.js';
+import { type Eps, type Norm, checkInputs, epsPixels } from './common.js';
 import { indexTensor, logitsOf, mergeRows } from './batch.js';
 import { type AttackProgress, type RunOptions, attackSpec, declaredOptions, normOf } from './registry.js';
 
@@ -116,7 +116,7 @@ export function runSuite(model: Classifier, x: Tensor, y: Tensor, steps: readonl
   for (const s of specs) normOf(s.name, opts.norm);
   // Checked once for the whole suite, in the suite's norm.
   const epsValues = epsPixels(x, eps, 'eps', opts.norm ?? 'linf');
-  return inMode(model, false, () => {
+  return model.inMode(false, () => {
     const correct = correctOf(model, x, y, opts.precision);
     const brokenBy: (string | null)[] = correct.map((c) => (c ? null : 'clean'));
     let adversarial = x.detach().clone();

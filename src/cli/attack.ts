@@ -6,10 +6,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Tensor, noGrad, scope } from '../engine/index.js';
 import * as A from '../attacks/index.js';
+import { forEachBatch } from '../data/index.js';
 import { tensorToPng, writeFileAtomicSync, makeDirectorySync } from '../io/index.js';
 import type { Classifier } from '../models/index.js';
 import { type Command, STEPS_HELP, UsageError, nonNegativeInt, parseOptions, positiveInt, stepsOption } from './command.js';
-import { CONTRACT_HELP, CONTRACT_OPTIONS, loadModel, openData, parseEpsList, parseMethods, parseNorm, parsePrecision } from './common.js';
+import { CONTRACT_HELP, CONTRACT_OPTIONS, loadModel, openData, parseEpsList, parseLabelSource, parseMethods, parseNorm, parsePrecision } from './common.js';
 
 interface Result {
   method: string;
@@ -72,10 +73,7 @@ ${CONTRACT_HELP}
     if (!o.model) throw new UsageError("advml attack: --model is required (a checkpoint or model file); see 'advml attack --help'");
     if (!o.out) throw new UsageError("advml attack: --out is required (a directory for the images and summary.json)");
     const methods = parseMethods(o.method, 'attack');
-    const label = o.label as A.LabelSource | undefined;
-    if (label !== undefined && !A.LABEL_SOURCES.includes(label)) {
-      throw new UsageError(`advml attack: --label must be one of ${A.LABEL_SOURCES.join(', ')}, got '${label}'`);
-    }
+    const label = parseLabelSource(o.label, 'attack');
     const norm = o.norm === undefined ? undefined : parseNorm(o.norm, 'attack');
     const epsList = parseEpsList(o.eps, 'attack', norm);
     for (const m of methods) if (norm !== undefined && A.attackSpec(m).options.includes('norm') && !A.attackSpec(m).norms.includes(norm)) throw new UsageError(`advml attack: ${m} works in ${A.attackSpec(m).norms.join(', ')}, not ${norm}`);
@@ -99,26 +97,18 @@ ${CONTRACT_HELP}
       const n = Math.min(limit, data.dataset.length);
       let cleanCorrect = 0;
       let seen = 0;
-      for (let start = 0; start < n; start += batch) {
-        const b = await data.dataset.get(Array.from({ length: Math.min(batch, n - start) }, (_, i) => start + i), { onWarning: (w) => console.error(`warning: ${w.message}`) });
-        try {
-          if (b.indices.length === 0) continue; // every file of the batch was unreadable
-          scope(() => {
-            const x = model.fromData(b.images, data.dataset.range, data.label);
-            const y = b.labels;
-            const clean = predict(model, x);
-            cleanCorrect += clean.eq(y).sum().item();
-            seen += y.shape[0] as number;
-            const advs = A.attackGrid(model, x, y, methods, epsList, { label, seed, precision, steps, norm });
-            for (const m of methods) {
-              epsList.forEach((e, i) => record(results.get(key(m, e)) as Result, model, x, y, b.indices, clean, (advs.get(m) as Tensor[])[i] as Tensor, o.out as string, !o['no-images']));
-            }
-          });
-        } finally {
-          b.images.dispose();
-          b.labels.dispose();
+      // Unreadable files are reported and left out; a batch of them only is skipped.
+      await forEachBatch(data.dataset, Array.from({ length: n }, (_, i) => i), batch, (b) => scope(() => {
+        const x = model.fromData(b.images, data.dataset.range, data.label);
+        const y = b.labels;
+        const clean = predict(model, x);
+        cleanCorrect += clean.eq(y).sum().item();
+        seen += y.shape[0] as number;
+        const advs = A.attackGrid(model, x, y, methods, epsList, { label, seed, precision, steps, norm });
+        for (const m of methods) {
+          epsList.forEach((e, i) => record(results.get(key(m, e)) as Result, { model, x, y, indices: b.indices, cleanPredictions: clean }, (advs.get(m) as Tensor[])[i] as Tensor, { out: o.out as string, images: !o['no-images'] }));
         }
-      }
+      }), { onWarning: (w) => console.error(`warning: ${w.message}`) });
       if (seen === 0) throw new Error(`no readable image among the first ${n} of ${data.label}`);
       for (const r of results.values()) r.accuracy = r.perImage.filter((p) => p.adversarial === p.label).length / r.perImage.length;
       const summary = {
@@ -147,7 +137,19 @@ function predict(model: Classifier, x: Tensor): Tensor {
   return noGrad(() => scope(() => model.logits(x).argmax(1)));
 }
 
-function record(r: Result, model: Classifier, x: Tensor, y: Tensor, indices: number[], clean: Tensor, adv: Tensor, out: string, images: boolean): void {
+/** One batch as the model saw it: the images x, their labels y, their dataset indices and the clean predictions. */
+interface BatchSeen {
+  model: Classifier;
+  x: Tensor;
+  y: Tensor;
+  indices: number[];
+  cleanPredictions: Tensor;
+}
+
+/** Adds each image of `adv` to the result of its method and eps; with `images`, writes it (and its clean image) under `out`. */
+function record(r: Result, batch: BatchSeen, adv: Tensor, write: { out: string; images: boolean }): void {
+  const { model, x, y, indices, cleanPredictions: clean } = batch;
+  const { out, images } = write;
   const pred = predict(model, adv);
   const scale = 1 / model.pixelScale;
   const delta = adv.sub(x).flatten(1).mul(scale);

@@ -57,7 +57,7 @@ Options:
         const bar = progressBar(`train ${name}`);
         const t0 = performance.now();
         await runTraining({
-          model, spec: preset.spec, train, config, checkpoint: join(o.out, `${name}.safetensors`),
+          model, train, config, checkpoint: join(o.out, `${name}.safetensors`),
           onEvent: (e) => {
             if (e.type === 'step') bar.update(e.step, e.totalSteps, { loss: e.loss, 'img/s': Math.round(e.imagesPerSec) });
           },

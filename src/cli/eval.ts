@@ -7,7 +7,7 @@ import { writeFileAtomicSync } from '../io/index.js';
 import * as A from '../attacks/index.js';
 import { type EvalResult, evaluate } from '../evaluation/index.js';
 import { type Command, STEPS_HELP, UsageError, nonNegativeInt, parseOptions, positiveInt, stepsOption } from './command.js';
-import { CONTRACT_HELP, CONTRACT_OPTIONS, loadModel, openData, parseEpsList, parseMethods, parseNorm, parsePrecision } from './common.js';
+import { CONTRACT_HELP, CONTRACT_OPTIONS, loadModel, openData, parseEpsList, parseLabelSource, parseMethods, parseNorm, parsePrecision } from './common.js';
 import { progressBar } from './progress.js';
 import { initProcessGroup } from '../distributed/index.js';
 
@@ -77,8 +77,7 @@ ${CONTRACT_HELP}
     const suite = o.suite === undefined ? undefined : parseSuite(o.suite);
     const methods = o.methods === undefined ? (suite ? [] : ['fgsm', 'step-ll', 'basic-iter', 'iter-ll']) : parseMethods(o.methods, 'eval');
     const eps = parseEpsList(o.eps, 'eval', norm);
-    const label = o.label as A.LabelSource | undefined;
-    if (label !== undefined && !A.LABEL_SOURCES.includes(label)) throw new UsageError(`advml eval: --label must be one of ${A.LABEL_SOURCES.join(', ')}`);
+    const label = parseLabelSource(o.label, 'eval');
     const batchSize = positiveInt('eval', 'batch', o.batch, 128);
     const seed = nonNegativeInt('eval', 'seed', o.seed, 0);
     const steps = stepsOption('eval', o.steps);

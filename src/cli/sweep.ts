@@ -77,7 +77,7 @@ Options:
         const checkpoint = join(o.out, `${name}.safetensors`);
         const bar = progressBar(`train ${name}`);
         const t0 = performance.now();
-        await runTraining({ model, spec: p.spec, train, config: p.config, checkpoint, onEvent: (e) => e.type === 'step' && bar.update(e.step, e.totalSteps, { loss: e.loss }) });
+        await runTraining({ model, train, config: p.config, checkpoint, onEvent: (e) => e.type === 'step' && bar.update(e.step, e.totalSteps, { loss: e.loss }) });
         bar.done();
         const trainSeconds = (performance.now() - t0) / 1000;
         const r = await evaluate(model, test, { methods, eps });

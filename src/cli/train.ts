@@ -10,15 +10,15 @@ import * as A from '../attacks/index.js';
 import type { Dataset } from '../data/dataset.js';
 import { openImageNet } from '../data/index.js';
 import { evaluate } from '../evaluation/index.js';
-import { type Classifier, MAX_WIDTH, type ModelSpec, type PartialContract, buildClassifier, classifierFromCheckpoint, foreignFormatOf, foreignSpec, loadForeign, saveForeign, writeModelCard } from '../models/index.js';
-import { disposeCheckpoint, loadCheckpointSync, makeDirectorySync } from '../io/index.js';
+import { type Classifier, MAX_WIDTH, type PartialContract, buildClassifier, foreignFormatOf, loadClassifier, loadForeign, saveForeign, writeModelCard } from '../models/index.js';
+import { makeDirectorySync } from '../io/index.js';
 import {
   type Collective, DEFAULT_GUARD_DROP, GUARD_ACTIONS, type GuardAction, type HeldOut, type OptimizerName, PRESETS, type Preset, RECIPES, RECIPE_NAMES, type RecipeName,
   type SourceModel, type TrainEvent, parseEpsSpec, runTraining,
 } from '../training/index.js';
 import { type Command, UsageError, nonNegativeInt, numberOption, parseOptions, positiveInt } from './command.js';
 import type { NumberSpec } from '../io/index.js';
-import { CONTRACT_OPTIONS, loadDataset, loadModel, parseContract, parsePrecision } from './common.js';
+import { CONTRACT_OPTIONS, loadDataset, loadModel, parseContract, parseLabelSource, parsePrecision } from './common.js';
 import { progressBar } from './progress.js';
 import { initProcessGroup, syncBatchNorm } from '../distributed/index.js';
 
@@ -132,10 +132,7 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
       if (!(A.METHOD_NAMES as readonly string[]).includes(o.method)) throw new UsageError(`advml train: unknown method '${o.method}' (known: ${A.METHOD_NAMES.join(', ')})`);
       c.adversarial.method = o.method as A.MethodName;
     }
-    if (o.label !== undefined) {
-      if (!A.LABEL_SOURCES.includes(o.label as A.LabelSource)) throw new UsageError(`advml train: --label must be one of ${A.LABEL_SOURCES.join(', ')}`);
-      c.adversarial.label = o.label as A.LabelSource;
-    }
+    c.adversarial.label = parseLabelSource(o.label, 'train') ?? c.adversarial.label;
     if (o.eps !== undefined) {
       try {
         c.adversarial.eps = parseEpsSpec(o.eps);
@@ -211,7 +208,7 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
     const group = initProcessGroup();
     const lead = group.rank === 0;
     const { train: trainData, test } = await openData(p, limit);
-    const { model, spec } = initialModel(p, o.init, parseContract(o, 'train'));
+    const model = initialModel(p, o.init, parseContract(o, 'train'));
     const sourceModels: SourceModel[] = [];
     for (const f of sources) sourceModels.push({ name: f, model: await loadModel(f, 'train') });
     if (o['sync-bn']) syncBatchNorm(model.module, group);
@@ -256,7 +253,7 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     try {
-      const r = await runTraining({ model, spec, train: trainData, heldOut, config: c, checkpoint, resume: o.resume, onEvent, signal: abort.signal, group, sources: sourceModels });
+      const r = await runTraining({ model, train: trainData, heldOut, config: c, checkpoint, resume: o.resume, onEvent, signal: abort.signal, group, sources: sourceModels });
       bar?.done();
       // A TorchScript or ONNX model goes back in its own format, with the trained weights.
       const handBack = lead ? saveForeign(model.module, o.out) : null;
@@ -293,22 +290,12 @@ async function openData(p: Preset, limit?: number): Promise<{ train: Dataset; te
   return { train: loadDataset(p.data, 'train', limit), test: loadDataset(p.data, 'test') };
 }
 
-/** The model to train and the spec its checkpoints record: the preset's, a checkpoint's, or a foreign model file's. */
-function initialModel(p: Preset, init: string | undefined, contract: PartialContract): { model: Classifier; spec: ModelSpec } {
-  if (!init) return { model: buildClassifier(p.spec), spec: p.spec };
+/** The model to train, carrying the spec its checkpoints record: the preset's, a checkpoint's, or a foreign model file's. */
+function initialModel(p: Preset, init: string | undefined, contract: PartialContract): Classifier {
+  if (!init) return buildClassifier(p.spec);
   const format = foreignFormatOf(init);
-  if (format) {
-    const model = loadForeign(init, format, contract);
-    model.module.train();
-    return { model, spec: foreignSpec(model, init) };
-  }
-  if (Object.keys(contract).length) throw new UsageError('advml train: --input-range, --mean, --std, --input-size and --class-names describe a foreign --init model (.pt, .onnx, model.json), not a checkpoint');
-  const c = loadCheckpointSync(init);
-  try {
-    const model = classifierFromCheckpoint(c);
-    model.module.train();
-    return { model, spec: c.model as unknown as ModelSpec };
-  } finally {
-    disposeCheckpoint(c);
-  }
+  if (!format && Object.keys(contract).length) throw new UsageError('advml train: --input-range, --mean, --std, --input-size and --class-names describe a foreign --init model (.pt, .onnx, model.json), not a checkpoint');
+  const model = format ? loadForeign(init, format, contract) : loadClassifier(init);
+  model.module.train();
+  return model;
 }

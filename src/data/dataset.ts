@@ -71,6 +71,32 @@ export interface Dataset {
   get(indices: readonly number[], opts?: GetOptions): Promise<Batch>;
 }
 
+/**
+ * Reads `indices` from `data` in batches of `batchSize`, in order, and calls
+ * `fn` on each batch with at least one readable sample; the batch's tensors
+ * are freed once `fn` returns or throws. `onProgress(done, total)` follows
+ * each batch, read or not.
+ */
+export async function forEachBatch(
+  data: Dataset,
+  indices: readonly number[],
+  batchSize: number,
+  fn: (batch: Batch) => void,
+  opts: GetOptions & { onProgress?: (done: number, total: number) => void } = {},
+): Promise<void> {
+  const { onProgress, ...get } = opts;
+  for (let start = 0; start < indices.length; start += batchSize) {
+    const batch = await data.get(indices.slice(start, start + batchSize), get);
+    try {
+      if (batch.indices.length > 0) fn(batch);
+    } finally {
+      batch.images.dispose();
+      batch.labels.dispose();
+    }
+    onProgress?.(Math.min(start + batchSize, indices.length), indices.length);
+  }
+}
+
 /** Checks that each index is an integer in [0, length). */
 export function checkIndices(fn: string, indices: readonly number[], length: number): void {
   if (!Array.isArray(indices)) throw new Error(`${fn}: indices must be an array of integers, got ${String(indices)}`);

@@ -20,7 +20,7 @@ export function scope<T>(fn: () => T): T {
   const parent = closeScope(list);
   if (result instanceof Promise) {
     disposeAll(list, new Set());
-    throw new Error('scope(fn): fn returned a Promise; await inside scopeAsync() instead');
+    throw new Error('scope(fn): fn returned a Promise; scope() is synchronous: await outside it and open a scope in each synchronous part');
   }
   const returned = new Set<Tracked>();
   collectTensors(result, returned, 0);

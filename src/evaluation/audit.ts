@@ -69,7 +69,7 @@ export const PROBE_IMAGES = 32;
 
 /** Runs the probes on the first PROBE_IMAGES images of a batch (in the model's input range, labels y). */
 export function probe(model: Classifier, batch: Tensor, labels: Tensor, opts: { precision?: Precision; largestEps?: number; seed?: number } = {}): ProbeResult {
-  return A.inMode(model, false, () => scope(() => {
+  return model.inMode(false, () => scope(() => {
     const n = Math.min(batch.shape[0] as number, PROBE_IMAGES);
     const x = batch.narrow(0, 0, n);
     const y = labels.narrow(0, 0, n);

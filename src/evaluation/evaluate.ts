@@ -11,7 +11,7 @@
  */
 import { type Precision, type Tensor, checkPrecision, noGrad, scope, withPrecision } from '../engine/index.js';
 import * as A from '../attacks/index.js';
-import type { Dataset } from '../data/dataset.js';
+import { type Dataset, forEachBatch } from '../data/dataset.js';
 import type { Classifier } from '../models/classifier.js';
 import { type Interval, type PairedCounts, overlaps, pairedDifference, proportion } from './stats.js';
 import { type AuditResult, type ProbeResult, audit, probe } from './audit.js';
@@ -152,56 +152,46 @@ export async function evaluate(model: Classifier, data: Dataset, opts: EvalOptio
   const key = (m: string, e: number): string => `${m}@${e}`;
   for (const m of opts.methods) for (const e of eps) counts.set(key(m, e), { n: 0, top1: 0, top5: 0, paired: { n: 0, up: 0, down: 0 } });
 
-  for (let start = 0; start < indices.length; start += batchSize) {
-    const batch = await data.get(indices.slice(start, start + batchSize));
-    try {
-      // A batch whose every file was unreadable is never handed to the model.
-      if (batch.indices.length === 0) continue;
-      // Inference mode for every pass (batch norm on running statistics, no dropout), whatever mode the
-      // model came in: a model straight out of training would otherwise be judged on batch statistics.
-      A.inMode(model, false, () => scope(() => {
-        const x = model.fromData(batch.images, data.range, 'the evaluation data');
-        const y = batch.labels;
-        const c = hits(model, x, y, precision);
-        const cleanTop1 = c.top1.dataSync() as Float32Array;
-        clean.n += cleanTop1.length;
-        clean.top1 += c.top1.sum().item();
-        clean.top5 += c.top5.sum().item();
-        if (probes === undefined && (opts.auditProbes ?? true)) probes = probe(model, x, y, { precision, largestEps: norm === 'linf' ? Math.max(...eps) : undefined, seed: opts.seed });
-        const cleanCorrect = Array.from(cleanTop1, (v) => v === 1);
-        const onMinimal = (m: string, sizes: Float64Array): void => {
-          sizes.forEach((size, j) => {
-            if (cleanCorrect[j]) (minimal.get(m) as MinimalSizes).set(positionOf.get(batch.indices[j] as number) as number, size);
-          });
-        };
-        suiteCounts.forEach((counts, i) => scope(() => {
-          const r = A.runSuite(model, x, y, suiteSteps as readonly A.SuiteStep[], eps[i] as number, { seed: opts.seed ?? 0, precision, norm, overrides: { steps: opts.steps, queries: opts.queries } });
-          addSuiteResult(counts, r);
-        }));
-        const advs = A.attackGrid(model, x, y, opts.methods, eps, { seed: opts.seed ?? 0, label: opts.label, precision, steps: opts.steps, queries: opts.queries, norm, onMinimal });
-        for (const [m, list] of advs) {
-          list.forEach((adv, i) => {
-            const h = hits(model, adv, y, precision);
-            const t1 = h.top1.dataSync() as Float32Array;
-            const cell = counts.get(key(m, eps[i] as number)) as CellCounts;
-            cell.n += t1.length;
-            cell.top1 += h.top1.sum().item();
-            cell.top5 += h.top5.sum().item();
-            cell.paired.n += t1.length;
-            for (let j = 0; j < t1.length; j++) {
-              const d = (t1[j] as number) - (cleanTop1[j] as number);
-              if (d > 0) cell.paired.up++;
-              else if (d < 0) cell.paired.down++;
-            }
-          });
+  // Inference mode for every pass (batch norm on running statistics, no dropout), whatever mode the
+  // model came in: a model straight out of training would otherwise be judged on batch statistics.
+  // A batch whose every file was unreadable is never handed to the model.
+  await forEachBatch(data, indices, batchSize, (batch) => model.inMode(false, () => scope(() => {
+    const x = model.fromData(batch.images, data.range, 'the evaluation data');
+    const y = batch.labels;
+    const c = hits(model, x, y, precision);
+    const cleanTop1 = c.top1.dataSync() as Float32Array;
+    clean.n += cleanTop1.length;
+    clean.top1 += c.top1.sum().item();
+    clean.top5 += c.top5.sum().item();
+    if (probes === undefined && (opts.auditProbes ?? true)) probes = probe(model, x, y, { precision, largestEps: norm === 'linf' ? Math.max(...eps) : undefined, seed: opts.seed });
+    const cleanCorrect = Array.from(cleanTop1, (v) => v === 1);
+    const onMinimal = (m: string, sizes: Float64Array): void => {
+      sizes.forEach((size, j) => {
+        if (cleanCorrect[j]) (minimal.get(m) as MinimalSizes).set(positionOf.get(batch.indices[j] as number) as number, size);
+      });
+    };
+    suiteCounts.forEach((counts, i) => scope(() => {
+      const r = A.runSuite(model, x, y, suiteSteps as readonly A.SuiteStep[], eps[i] as number, { seed: opts.seed ?? 0, precision, norm, overrides: { steps: opts.steps, queries: opts.queries } });
+      addSuiteResult(counts, r);
+    }));
+    const advs = A.attackGrid(model, x, y, opts.methods, eps, { seed: opts.seed ?? 0, label: opts.label, precision, steps: opts.steps, queries: opts.queries, norm, onMinimal });
+    for (const [m, list] of advs) {
+      list.forEach((adv, i) => {
+        const h = hits(model, adv, y, precision);
+        const t1 = h.top1.dataSync() as Float32Array;
+        const cell = counts.get(key(m, eps[i] as number)) as CellCounts;
+        cell.n += t1.length;
+        cell.top1 += h.top1.sum().item();
+        cell.top5 += h.top5.sum().item();
+        cell.paired.n += t1.length;
+        for (let j = 0; j < t1.length; j++) {
+          const d = (t1[j] as number) - (cleanTop1[j] as number);
+          if (d > 0) cell.paired.up++;
+          else if (d < 0) cell.paired.down++;
         }
-      }));
-    } finally {
-      batch.images.dispose();
-      batch.labels.dispose();
+      });
     }
-    opts.onProgress?.(Math.min(start + batchSize, indices.length), indices.length);
-  }
+  })), { onProgress: opts.onProgress });
   if (opts.group && opts.group.worldSize > 1) {
     mergeCounts(opts.group, clean, [...counts.values()], suiteCounts);
     for (const m of minimal.values()) m.merge(opts.group);

@@ -14,7 +14,8 @@
  * Evaluation, training, the CLI and the server all call it.
  */
 import { type Tensor, isFloating, scope, tensor } from '../engine/index.js';
-import type { Module } from '../nn/index.js';
+import { type Module, withFrozenParameters } from '../nn/index.js';
+import type { ModelSpec } from './registry.js';
 
 export interface ClassifierOptions {
   /** [low, high] of the images the classifier takes (default [0, 1]). */
@@ -66,6 +67,12 @@ export class Classifier {
   private readonly std: Tensor | null;
   private readonly bgr: boolean;
   private readonly memoryFormat: 'contiguous' | 'channelsLast';
+  /**
+   * What rebuilds this classifier without its weights, recorded in its
+   * checkpoints: set by `buildClassifier` and `loadForeign`; a classifier made
+   * around a module of one's own sets it to be trained with `runTraining`.
+   */
+  spec?: ModelSpec;
 
   constructor(
     readonly module: Module,
@@ -147,6 +154,23 @@ export class Classifier {
       throw new Error(`${name} must have shape [N, ${c}, ${h}, ${w}], got [${s}]`);
     }
     if (!['float32', 'float64', 'bfloat16', 'float16'].includes(x.dtype)) throw new Error(`${name} must be floating point, got ${x.dtype}`);
+  }
+
+  /**
+   * Runs `fn` with the module in inference mode (batch norm uses running
+   * statistics, dropout is off) unless `training`; restores each submodule's
+   * previous mode afterwards.
+   */
+  inMode<T>(training: boolean, fn: () => T): T {
+    const modules = this.module.modules();
+    const previous = modules.map((m) => m.training);
+    this.module.train(training);
+    try {
+      // Attacks differentiate with respect to the images only, so a frozen model may use folded batch norm.
+      return training ? fn() : withFrozenParameters(fn);
+    } finally {
+      modules.forEach((m, i) => (m.training = previous[i] as boolean));
+    }
   }
 
   /** Frees the preprocessing constants and the module's weights. */

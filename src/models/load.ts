@@ -144,6 +144,7 @@ export function loadForeign(path: string, format: ForeignFormat, contract: Parti
   try {
     const model = classifierFor(module, given, path, declared);
     model.module.eval();
+    model.spec = foreignSpec(model, path);
     return model;
   } catch (e) {
     module.dispose();

@@ -75,7 +75,7 @@ export function buildClassifier(spec: ModelSpec): Classifier {
   if ((FOREIGN_FORMATS as readonly string[]).includes(architecture)) {
     if (typeof o.file !== 'string') throw new Error(`a ${architecture} model spec needs options.file, the model file its graph comes from`);
     const { module } = loadForeignModule(architecture as ForeignFormat, o.file);
-    return new Classifier(module.toMemoryFormat('channelsLast'), c);
+    return withSpec(new Classifier(module.toMemoryFormat('channelsLast'), c), spec);
   }
   const generator = o.seed === undefined ? undefined : new Generator(o.seed);
   const common = {
@@ -102,12 +102,33 @@ export function buildClassifier(spec: ModelSpec): Classifier {
     default:
       throw new Error(`unknown architecture '${String(architecture)}': expected ${ARCHITECTURES.join(' or ')}`);
   }
-  return new Classifier(module.toMemoryFormat('channelsLast'), c);
+  return withSpec(new Classifier(module.toMemoryFormat('channelsLast'), c), spec);
+}
+
+/** `model` carrying a copy of `spec` (so that later edits of the caller's object do not reach its checkpoints). */
+function withSpec(model: Classifier, spec: ModelSpec): Classifier {
+  model.spec = JSON.parse(JSON.stringify(spec)) as ModelSpec;
+  return model;
+}
+
+/**
+ * The model spec a checkpoint's JSON holds, checked for its shape (an
+ * architecture name, an options object, a classifier object); the values are
+ * checked by {@link buildClassifier}.
+ */
+export function parseModelSpec(json: unknown): ModelSpec {
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObject(json)) throw new Error(`the model spec must be an object, got ${JSON.stringify(json) ?? String(json)}`);
+  const { architecture, options = {}, classifier } = json;
+  if (typeof architecture !== 'string') throw new Error(`the model spec has no architecture name (got ${JSON.stringify(architecture) ?? 'none'})`);
+  if (!isObject(options)) throw new Error(`the model spec's options must be an object, got ${JSON.stringify(options)}`);
+  if (!isObject(classifier)) throw new Error(`the model spec has no classifier object (input shape, range, classes), got ${JSON.stringify(classifier) ?? 'none'}`);
+  return { architecture: architecture as Architecture, options: options as ArchitectureOptions, classifier: classifier as unknown as ModelSpec['classifier'] };
 }
 
 /** Rebuilds the classifier a checkpoint describes and loads its weights (strictly). */
 export function classifierFromCheckpoint(c: Checkpoint): Classifier {
-  const model = buildClassifier(c.model as unknown as ModelSpec);
+  const model = buildClassifier(parseModelSpec(c.model));
   model.module.loadStateDict(c.weights);
   model.module.eval();
   return model;

@@ -6,10 +6,10 @@
 import { join } from 'node:path';
 import * as A from '../attacks/index.js';
 import { Generator, type Tensor, noGrad, scope, tensor } from '../engine/index.js';
-import { TensorDataset, loadFashionMnist, loadMnist } from '../data/index.js';
+import { TensorDataset, forEachBatch, loadFashionMnist, loadMnist } from '../data/index.js';
 import { tensorToPng } from '../io/index.js';
 import * as models from '../models/index.js';
-import { Classifier } from '../models/index.js';
+import type { Classifier } from '../models/index.js';
 import { PRESETS, runTraining } from '../training/index.js';
 import type { AttackJob, AttackResult, AttackTarget, CurveJob, CurveResult, ModelInfo, ModelRef, Prediction, PreparedImage, TrainJob } from './protocol.js';
 
@@ -53,10 +53,7 @@ export class ModelCache {
 async function loadModel(ref: ModelRef): Promise<Classifier> {
   const s = ref.source;
   if (s.kind === 'checkpoint') return models.loadClassifier(s.path);
-  const factory = (models as Record<string, unknown>)[s.factory];
-  if (typeof factory !== 'function') throw new Error(`model '${ref.name}': src/models has no export '${s.factory}'`);
-  const made: unknown = await (factory as () => unknown)();
-  if (!(made instanceof Classifier)) throw new Error(`model '${ref.name}': ${s.factory}() did not return a Classifier`);
+  const made = models.loadResNet50ImageNet();
   made.module.eval();
   return made;
 }
@@ -171,23 +168,18 @@ export async function accuracyCurves(cache: ModelCache, job: CurveJob, onProgres
     const model = await cache.get(ref);
     let clean = 0;
     const hits = positive.map(() => 0);
-    for (let start = 0; start < n; start += batchSize) {
-      const batch = await data.get(Array.from({ length: Math.min(batchSize, n - start) }, (_, i) => start + i));
-      try {
-        scope(() => {
-          const x = model.fromData(batch.images, data.range, `the ${job.dataset} test images`);
-          const y = batch.labels;
-          clean += correct(model, x, y);
-          const advs = A.attackGrid(model, x, y, [job.method], positive, { label: job.label, seed: job.seed, onProgress: check }).get(job.method) as Tensor[];
-          advs.forEach((adv, i) => (hits[i] = (hits[i] as number) + correct(model, adv, y)));
-        });
-      } finally {
-        batch.images.dispose();
-        batch.labels.dispose();
-      }
-      check();
-      onProgress?.(k * n + Math.min(start + batchSize, n), total, ref.name);
-    }
+    await forEachBatch(data, Array.from({ length: n }, (_, i) => i), batchSize, (batch) => scope(() => {
+      const x = model.fromData(batch.images, data.range, `the ${job.dataset} test images`);
+      const y = batch.labels;
+      clean += correct(model, x, y);
+      const advs = A.attackGrid(model, x, y, [job.method], positive, { label: job.label, seed: job.seed, onProgress: check }).get(job.method) as Tensor[];
+      advs.forEach((adv, i) => (hits[i] = (hits[i] as number) + correct(model, adv, y)));
+    }), {
+      onProgress: (done) => {
+        check();
+        onProgress?.(k * n + done, total, ref.name);
+      },
+    });
     let next = 0;
     const accuracy = job.eps.map((e) => (e > 0 ? (hits[next++] as number) : clean) / n);
     out.push({ model: ref.name, labelSource: A.labelSourceOf(job.method, job.label), accuracy, ms: performance.now() - t0 });
@@ -213,7 +205,6 @@ export async function trainDemoModels(job: TrainJob, onProgress?: ProgressHandle
       try {
         await runTraining({
           model,
-          spec: preset.spec,
           train,
           config: { ...preset.config, epochs: 1, adversarial: { ...preset.config.adversarial, adversarial: k }, checkpointEvery: 0, evalEvery: 0 },
           checkpoint: paths[name],

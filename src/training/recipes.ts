@@ -20,7 +20,7 @@
  */
 import { type Generator, type Precision, type Tensor, crossEntropy, enableGrad, grad, klDiv, lossPrecision, noGrad, randn, scope, withPrecision } from '../engine/index.js';
 import type { MethodName } from '../attacks/index.js';
-import { epsTensor, inMode, project } from '../attacks/common.js';
+import { epsTensor, project } from '../attacks/common.js';
 import type { Classifier } from '../models/classifier.js';
 
 export type RecipeName = 'algorithm-1' | 'ensemble' | 'pgd-at' | 'trades' | 'fast-at';
@@ -95,7 +95,7 @@ export function tradesAdversarial(model: Classifier, x: Tensor, o: TradesAttackO
   const steps = o.steps ?? TRADES_DEFAULTS.steps;
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`TRADES attack steps must be a positive integer, got ${steps}`);
   if (o.stepSize !== undefined && !(o.stepSize > 0 && Number.isFinite(o.stepSize))) throw new Error(`TRADES attack step size must be a positive number of pixel values, got ${o.stepSize}`);
-  return inMode(model, false, () => scope(() => {
+  return model.inMode(false, () => scope(() => {
     const { eps } = epsTensor(model, x, o.eps);
     const alpha = o.stepSize === undefined ? eps.mul(TRADES_DEFAULTS.stepOfEps) : o.stepSize * model.pixelScale;
     const clean = x.detach();

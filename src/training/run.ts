@@ -66,8 +66,8 @@ export interface HeldOut {
 }
 
 export interface RunOptions {
+  /** The model to train; its `spec` is what the checkpoints record. */
   model: Classifier;
-  spec: ModelSpec;
   train: Dataset;
   /**
    * Measures held-out accuracy (the CLI passes the evaluation grid); called every evalEvery steps and at the end.
@@ -137,6 +137,8 @@ function fingerprint(c: TrainConfig): string {
 /** Trains; see the module comment. */
 export async function runTraining(o: RunOptions): Promise<RunResult> {
   const c = o.config;
+  const spec = o.model.spec;
+  if (!spec) throw new Error('runTraining: the model carries no spec for its checkpoints to record (build it with buildClassifier or loadForeign, or set model.spec)');
   const emit = o.onEvent ?? (() => {});
   const group = o.group && o.group.worldSize > 1 ? o.group : undefined;
   const rank = group?.rank ?? 0;
@@ -203,7 +205,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     const states = generatorStates();
     if (rank !== 0) return;
     saveCheckpointSync(path, {
-      model: specJson(o.spec),
+      model: specJson(spec),
       weights: o.model.module.stateDict(),
       optimizer: optimizer.stateDict(),
       rng: states,

@@ -60,7 +60,7 @@ test('advml attack: bad options give a clear message and exit code 2; a bad chec
     [['attack', '--model', ckpt, '--out', dir, '--method', 'pgd', '--steps', '1001'], /--steps must be an integer in \[1, 1000\], got '1001'/],
     [['attack', '--model', ckpt, '--out', dir, '--method', 'pgd', '--steps', '0'], /--steps must be an integer in \[1, 1000\], got '0'/],
     [['attack', '--model', ckpt, '--out', dir, '--eps', 'abc'], /--eps must be a number in \[0, 255\] pixel values, got 'abc'/],
-    [['attack', '--model', ckpt, '--out', dir, '--label', 'target'], /--label must be one of true, predicted, leastLikely, random/],
+    [['attack', '--model', ckpt, '--out', dir, '--label', 'target'], /--label: unknown label source 'target': expected true, predicted, leastLikely, random/],
     [['attack', '--model', ckpt, '--out', dir, '--data', 'cifar'], /unknown dataset 'cifar'/],
     [['attack', '--model', ckpt, '--out', dir, '--limit', '0'], /--limit must be a positive integer/],
     [['attack', '--out', dir], /--model is required/],

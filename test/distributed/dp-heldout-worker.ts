@@ -34,7 +34,7 @@ const heldOuts: HeldOut[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'advml-dp-heldout-'));
 try {
   await runTraining({
-    model, spec, train, checkpoint: args.checkpoint ?? join(dir, 'c.safetensors'), resume: args.resume, group: pg,
+    model, train, checkpoint: args.checkpoint ?? join(dir, 'c.safetensors'), resume: args.resume, group: pg,
     config: {
       batchSize: 16 / pg.worldSize, epochs: 1, maxSteps: args.steps === undefined ? undefined : Number(args.steps), seed: 4, evalEvery: 2, checkpointEvery: 0, precision: 'fp32',
       adversarial: { adversarial: 8 / pg.worldSize, lambda: 0.3, method: 'step-ll', eps: { kind: 'fixed', value: 16 } },

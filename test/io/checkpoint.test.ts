@@ -76,3 +76,19 @@ test('a checkpoint whose weights do not fit the architecture is refused by name'
   writeFileSync(bad, readFileSync(path).subarray(0, 100));
   assert.throws(() => loadClassifier(bad), /c\.safetensors/);
 });
+
+test('a checkpoint whose model spec lacks a part is refused naming the part and the file', () => {
+  const model = buildClassifier(MNIST_SPEC);
+  const weights = model.module.stateDict();
+  const cases: [string, Record<string, unknown>, RegExp][] = [
+    ['no-classifier', { architecture: 'mnist-cnn', options: {} }, /no-classifier\.safetensors: the model spec has no classifier object/],
+    ['no-architecture', { options: {}, classifier: MNIST_SPEC.classifier }, /no-architecture\.safetensors: the model spec has no architecture name/],
+    ['bad-options', { architecture: 'mnist-cnn', options: [1], classifier: MNIST_SPEC.classifier }, /bad-options\.safetensors: the model spec's options must be an object/],
+  ];
+  for (const [name, spec, message] of cases) {
+    const path = join(dir, `${name}.safetensors`);
+    saveCheckpointSync(path, { model: JSON.parse(JSON.stringify(spec)), weights });
+    assert.throws(() => loadClassifier(path), message);
+  }
+  model.dispose();
+});

@@ -61,9 +61,9 @@ test('a [-1, 1] model trained and evaluated on a [0, 1] image folder receives [-
     assert.deepEqual(folder.range, [0, 1]);
     const spy = new Spy();
     const model = new Classifier(spy, { inputRange: [-1, 1], classes: 2, inputShape: [3, 16, 16], memoryFormat: 'contiguous' });
+    model.spec = { architecture: 'mnist-cnn', options: {}, classifier: model.contract() };
     await runTraining({
       model,
-      spec: { architecture: 'mnist-cnn', options: {}, classifier: model.contract() },
       train: folder,
       config: {
         batchSize: 4, epochs: 1, seed: 0,

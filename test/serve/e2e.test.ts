@@ -17,13 +17,13 @@ import { join } from 'node:path';
 import { type BrowserContext, type Page, chromium } from 'playwright-core';
 import sharp from 'sharp';
 import { METHOD_NAMES } from '../../src/attacks/index.js';
-import { findResNet50Factory } from '../../src/serve/models.js';
+import { resnet50Available } from '../../src/serve/models.js';
 import { SKIMAGE_DATA } from '../../src/serve/samples.js';
 import { ROOT, type ServeProcess, ensureBuilt, startServeProcess } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(ROOT, 'test-artifacts');
-const resnet = (await findResNet50Factory()) !== undefined;
+const resnet = resnet50Available();
 const path = resnet ? 'FGSM on ResNet50 with a sample photo' : 'FGSM on the MNIST models with an MNIST test image (ResNet50 is not available)';
 
 const work = mkdtempSync(join(tmpdir(), 'advml-serve-e2e-'));

@@ -215,7 +215,7 @@ test('the guard in a run: with stop, a scripted collapse ends the run at that ev
     const events: TrainEvent[] = [];
     let step = 0;
     const r = await runTraining({
-      model, spec: MNIST_SPEC, train, checkpoint, resume,
+      model, train, checkpoint, resume,
       config: { batchSize: 32, epochs: 1, maxSteps: 8, seed: 1, evalEvery: 2, adversarial: { recipe: 'fast-at', adversarial: 32, eps: { kind: 'fixed', value: 8 } }, optimizer: { name: 'sgd', lr: 0.01 }, guard: { action: 'stop' } },
       heldOut: async () => ({ clean: 1, adversarial: scripted[step] ?? 0, what: 'scripted' }),
       onEvent: (e) => {
