@@ -67,10 +67,11 @@ export async function transferMatrix(models: Map<string, Classifier>, data: Data
     cells.set(`${m}@${e}:${s}>${t}`, { method: m, eps: e, source: s, target: t, sourceFooled: 0, transferred: 0, targetErrors: 0, n: 0, transferRate: proportion(0, 0), errorRate: proportion(0, 0) });
   }
   await forEachBatch(data, indices, batchSize, (batch) => scope(() => {
-    const cleanWrong = new Map<string, Uint8Array | undefined>();
-    for (const [name, m] of models) cleanWrong.set(name, opts.cleanCorrectOnly ? wrong(m, m.fromData(batch.images, data.range, 'the transfer data'), batch.labels) : undefined);
+    // Each model's view of the clean batch, and with cleanCorrectOnly the images it gets wrong.
+    const inputs = new Map([...models].map(([name, m]) => [name, m.fromData(batch.images, data.range, 'the transfer data')]));
+    const cleanWrong = new Map([...models].map(([name, m]) => [name, opts.cleanCorrectOnly ? wrong(m, inputs.get(name) as Tensor, batch.labels) : undefined]));
     for (const [s, source] of models) {
-      const x = source.fromData(batch.images, data.range, 'the transfer data');
+      const x = inputs.get(s) as Tensor;
       const advs = A.attackGrid(source, x, batch.labels, opts.methods, eps, { seed: opts.seed ?? 0 });
       for (const [m, list] of advs) {
         list.forEach((adv, i) => {
