@@ -77,7 +77,7 @@ async function train(d: 'mnist' | 'fashion-mnist', trainSet: Dataset, adversaria
   p.config.seed += seedOffset;
   p.config.checkpointEvery = 0;
   p.config.precision = precision;
-  if (!adversarial) p.config.adversarial.adversarial = 0;
+  if (!adversarial) p.config.adversarial.k = 0;
   const model = buildClassifier(p.spec);
   const dir = mkdtempSync(join(tmpdir(), 'advml-precision-'));
   const t0 = performance.now();

@@ -34,7 +34,7 @@ function trainWorker(): void {
   const g = new Generator(1);
   const model = new Classifier(new ResNet({ depth: 20, generator: g }).toMemoryFormat('channelsLast'), { classes: 10, inputShape: [3, 32, 32] });
   const opt = new SGD(model.module.parameters(), 0.01, { momentum: 0.9 });
-  const trainer = new AdversarialTrainer(model, opt, { adversarial: local / 2, lambda: 0.3, method: 'step-ll', eps: { kind: 'fixed', value: 8 } }, { group: pg });
+  const trainer = new AdversarialTrainer(model, opt, { k: local / 2, lambda: 0.3, method: 'step-ll', eps: { kind: 'fixed', value: 8 } }, { group: pg });
   const x = rand([local, 3, 32, 32], { generator: new Generator(2 + pg.rank) }).contiguous('channelsLast').keep();
   const y = randint(0, 10, [local], { generator: new Generator(3 + pg.rank) }).keep();
   for (let i = 0; i < 2; i++) trainer.trainStep(x, y);

@@ -59,7 +59,7 @@ export function workload(modelName: BenchModel, mode: BenchMode, batch: number, 
     // Plain training is Algorithm 1 with k = 0; adv-train takes k = m/2 step l.l. examples at eps 8, lambda 0.3.
     optimizer = new SGD(module.parameters(), 0.01, { momentum: 0.9 });
     const k = mode === 'adv-train' ? Math.floor(batch / 2) : 0;
-    const trainer = new AdversarialTrainer(model, optimizer, { adversarial: k, lambda: 0.3, method: 'step-ll', eps: { kind: 'fixed', value: 8 } }, { precision });
+    const trainer = new AdversarialTrainer(model, optimizer, { k, lambda: 0.3, method: 'step-ll', eps: { kind: 'fixed', value: 8 } }, { precision });
     step = () => void trainer.trainStep(x, y);
   }
   return {

@@ -31,7 +31,7 @@
  */
 import { type Precision, type Tensor, describeValue, enableGrad, full, grad, lossPrecision, scope, tensor, where, withPrecision, zerosLike } from '../engine/index.js';
 import type { Classifier } from '../models/classifier.js';
-import { type Norm, checkInputs, clipToRange, epsTensor } from './common.js';
+import { DEFAULT_ATTACK_PRECISION, type Norm, checkInputs, clipToRange, epsTensor } from './common.js';
 import type { AttackSpec, MinimalResult, RunOptions } from './registry.js';
 import { indexTensor, indicesWhere, keepWithinEps, logitsOf, mergeRows, normsOf, perImage } from './batch.js';
 
@@ -89,7 +89,7 @@ function settings(model: Classifier, opts: DeepFoolOptions): Settings {
 function deepFoolStep(model: Classifier, x: Tensor, order: Tensor, norm: 'l2' | 'linf', precision: Precision | undefined): Tensor {
   return enableGrad(() => scope(() => {
     const xr = x.detach().requiresGrad_();
-    const logits = lossPrecision(withPrecision(precision ?? 'auto', () => model.logits(xr), x.device));
+    const logits = lossPrecision(withPrecision(precision ?? DEFAULT_ATTACK_PRECISION, () => model.logits(xr), x.device));
     const z = logits.gather(1, order);
     const z0 = z.select(1, 0);
     const k = order.shape[1] as number;

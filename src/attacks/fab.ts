@@ -56,7 +56,7 @@
  */
 import { type Generator, type Precision, type Tensor, arange, cat, describeValue, enableGrad, full, grad, lossPrecision, rand, randn, scope, where, withPrecision, zeros } from '../engine/index.js';
 import type { Classifier } from '../models/classifier.js';
-import { type Eps, type Norm, checkInputs, epsTensor, positiveInteger } from './common.js';
+import { DEFAULT_ATTACK_PRECISION, type Eps, type Norm, checkInputs, epsTensor, positiveInteger } from './common.js';
 import type { AttackSpec, MinimalResult, RunOptions } from './registry.js';
 import { indexTensor, keepWithinEps, logitsOf, mergeRows, normsOf, perImage } from './batch.js';
 
@@ -224,7 +224,7 @@ export function projectHyperplaneBox(t: Tensor, w: Tensor, c: Tensor, lo: number
 function linearisedBoundary(model: Classifier, x: Tensor, y: Tensor, target: Tensor | null, norm: Norm, precision: Precision | undefined): { f: Tensor; g: Tensor } {
   return enableGrad(() => scope(() => {
     const xr = x.detach().requiresGrad_();
-    const logits = lossPrecision(withPrecision(precision ?? 'auto', () => model.logits(xr), x.device));
+    const logits = lossPrecision(withPrecision(precision ?? DEFAULT_ATTACK_PRECISION, () => model.logits(xr), x.device));
     const zy = logits.gather(1, y.reshape([-1, 1])).reshape([-1]);
     const difference = (cls: Tensor): Tensor => logits.gather(1, cls.reshape([-1, 1])).reshape([-1]).sub(zy);
     if (target) {

@@ -4,7 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Tensor, noGrad, scope } from '../engine/index.js';
+import { type ConcretePrecision, type Tensor, noGrad, scope, withPrecision } from '../engine/index.js';
 import * as A from '../attacks/index.js';
 import { forEachBatch } from '../data/index.js';
 import { tensorToPng, writeFileAtomicSync, makeDirectorySync } from '../io/index.js';
@@ -45,9 +45,11 @@ ${CONTRACT_HELP}
                     random (default: each method's own)
   --seed N          seed for random methods and targets (default 0)
   ${STEPS_HELP}
-  --precision P     auto (default: bf16-autocast where the CPU has bfloat16
-                    instructions, else fp32), fp32, or bf16-autocast (bfloat16
-                    convolutions, float32 loss); see docs/precision.md
+  --precision P     precision of the attacks and of the clean and adversarial
+                    predictions: auto (default: bf16-autocast where the CPU
+                    has bfloat16 instructions, else fp32), fp32, or
+                    bf16-autocast (bfloat16 convolutions, float32 loss); see
+                    docs/precision.md
   --batch N         images per batch (default 128)
   --no-images       write only the summary
   --out DIR         output directory (created)
@@ -101,12 +103,12 @@ ${CONTRACT_HELP}
       await forEachBatch(data.dataset, Array.from({ length: n }, (_, i) => i), batch, (b) => scope(() => {
         const x = model.fromData(b.images, data.dataset.range, data.label);
         const y = b.labels;
-        const clean = predict(model, x);
+        const clean = predict(model, x, precision);
         cleanCorrect += clean.eq(y).sum().item();
         seen += y.shape[0] as number;
         const advs = A.attackGrid(model, x, y, methods, epsList, { label, seed, precision, steps, norm });
         for (const m of methods) {
-          epsList.forEach((e, i) => record(results.get(key(m, e)) as Result, { model, x, y, indices: b.indices, cleanPredictions: clean }, (advs.get(m) as Tensor[])[i] as Tensor, { out: o.out as string, images: !o['no-images'] }));
+          epsList.forEach((e, i) => record(results.get(key(m, e)) as Result, { model, x, y, indices: b.indices, cleanPredictions: clean, precision }, (advs.get(m) as Tensor[])[i] as Tensor, { out: o.out as string, images: !o['no-images'] }));
         }
       }), { onWarning: (w) => console.error(`warning: ${w.message}`) });
       if (seen === 0) throw new Error(`no readable image among the first ${n} of ${data.label}`);
@@ -133,8 +135,9 @@ ${CONTRACT_HELP}
   },
 };
 
-function predict(model: Classifier, x: Tensor): Tensor {
-  return noGrad(() => scope(() => model.logits(x).argmax(1)));
+/** Predicted classes, at the precision the images were attacked at (clean and adversarial alike). */
+function predict(model: Classifier, x: Tensor, precision: ConcretePrecision): Tensor {
+  return noGrad(() => scope(() => withPrecision(precision, () => model.logits(x), x.device).argmax(1)));
 }
 
 /** One batch as the model saw it: the images x, their labels y, their dataset indices and the clean predictions. */
@@ -144,13 +147,14 @@ interface BatchSeen {
   y: Tensor;
   indices: number[];
   cleanPredictions: Tensor;
+  precision: ConcretePrecision;
 }
 
 /** Adds each image of `adv` to the result of its method and eps; with `images`, writes it (and its clean image) under `out`. */
 function record(r: Result, batch: BatchSeen, adv: Tensor, write: { out: string; images: boolean }): void {
-  const { model, x, y, indices, cleanPredictions: clean } = batch;
+  const { model, x, y, indices, cleanPredictions: clean, precision } = batch;
   const { out, images } = write;
-  const pred = predict(model, adv);
+  const pred = predict(model, adv, precision);
   const scale = 1 / model.pixelScale;
   const delta = adv.sub(x).flatten(1).mul(scale);
   const linf = Array.from(delta.abs().max(1).dataSync() as Float32Array);

@@ -3,7 +3,7 @@ import * as A from '../attacks/index.js';
 import { type Dataset, TensorDataset } from '../data/dataset.js';
 import { centerCrop, loadFashionMnist, loadMnist, openImageFolder, resize } from '../data/index.js';
 import { UsageError, numberOption } from './command.js';
-import { PRECISIONS, type Precision } from '../engine/index.js';
+import { type ConcretePrecision, checkPrecision, resolvePrecision } from '../engine/index.js';
 import { type NumberSpec, makeDirectorySync, writeFileAtomicSync } from '../io/index.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -156,10 +156,13 @@ export async function loadModel(spec: string, command: string, o: ContractValues
   return loadAnyModel(spec, parseContract(o, command));
 }
 
-/** Parses --precision. */
-export function parsePrecision(text: string, command: string): Precision {
-  if (!(PRECISIONS as readonly string[]).includes(text)) throw new UsageError(`advml ${command}: --precision must be one of ${PRECISIONS.join(', ')}, got '${text}'`);
-  return text as Precision;
+/** Parses --precision and resolves 'auto' for the CPU, where the commands run: the one resolution of a command's precision. */
+export function parsePrecision(text: string, command: string): ConcretePrecision {
+  try {
+    return resolvePrecision(checkPrecision(text, '--precision'));
+  } catch (e) {
+    throw new UsageError(`advml ${command}: ${(e as Error).message}`);
+  }
 }
 
 /** One dataset's part of a report: a Markdown section headed `## ${title}...` and its figures. */

@@ -51,8 +51,8 @@ Options:
     const methods: A.MethodName[] = ['fgsm', 'step-ll', 'basic-iter', 'iter-ll'];
     const runs: { name: string; k: number; seconds: number; result: EvalResult }[] = [];
     try {
-      for (const [name, k] of [['plain', 0], ['adversarial', preset.config.adversarial.adversarial]] as const) {
-        const config: TrainConfig = { ...preset.config, epochs, adversarial: { ...preset.config.adversarial, adversarial: k }, checkpointEvery: 0 };
+      for (const [name, k] of [['plain', 0], ['adversarial', preset.config.adversarial.k]] as const) {
+        const config: TrainConfig = { ...preset.config, epochs, adversarial: { ...preset.config.adversarial, k }, checkpointEvery: 0 };
         const model = buildClassifier(preset.spec);
         const bar = progressBar(`train ${name}`);
         const t0 = performance.now();
@@ -102,7 +102,7 @@ function markdown(
     '# advml demo: adversarial training on MNIST',
     '',
     `Two MNIST CNNs, ${meta.epochs} epoch(s) on ${meta.trainImages} training images each: one plain (k = 0), one with the`,
-    `paper's Algorithm 1 (m ${meta.config.batchSize}, k ${a.adversarial}, lambda ${a.lambda}, ${a.method}, eps ~ ${JSON.stringify(a.eps)} in pixel units).`,
+    `paper's Algorithm 1 (m ${meta.config.batchSize}, k ${a.k}, lambda ${a.lambda}, ${a.method}, eps ~ ${JSON.stringify(a.eps)} in pixel units).`,
     `Top-1 accuracy (%) on the first ${meta.evalImages} test images, with 95% intervals; eps in pixel units (0-255).`,
     '',
     `| model | training time | clean | ${methods.flatMap((m) => eps.map((e) => `${m} ${e}`)).join(' | ')} |`,

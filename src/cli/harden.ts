@@ -152,7 +152,7 @@ async function hardenDataset(d: DatasetName, s: Settings, command: string): Prom
       trained.push(t);
       return t;
     };
-    const plainConfig = (p: Preset): void => { p.config.adversarial.adversarial = 0; };
+    const plainConfig = (p: Preset): void => { p.config.adversarial.k = 0; };
     const rows = new Map<Row, Trained>();
     rows.set('plain', await fit('plain', d, 1, plainConfig));
     // Independently trained plain models: b is the ensemble's static source, c the transfer attacker no recipe saw.

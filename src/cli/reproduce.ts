@@ -121,13 +121,13 @@ async function runDataset(d: DatasetName, o: { command: string; epochs: number; 
       trained.push(t);
       return t;
     };
-    const { adversarial: k, lambda } = preset.config.adversarial;
+    const { k, lambda } = preset.config.adversarial;
     const m = preset.config.batchSize;
-    const plain = await fit('plain', 'no adversarial training', 1, { adversarial: 0 });
-    const plain2 = await fit('plain-b', 'no adversarial training, another seed', 2, { adversarial: 0 });
+    const plain = await fit('plain', 'no adversarial training', 1, { k: 0 });
+    const plain2 = await fit('plain-b', 'no adversarial training, another seed', 2, { k: 0 });
     const stepll = await fit('step-ll', `step l.l. adversarial training (k ${k} of m ${m}, lambda ${lambda}, eps ${JSON.stringify(preset.config.adversarial.eps)})`, 1, {});
     const fgsmT = await fit('fgsm-true', `FGSM (true label) adversarial training, every example adversarial (k = m = ${m}, lambda 1) at eps ${LEAK_EPS}`, 1,
-      { adversarial: m, lambda: 1, method: 'fgsm', label: 'true', eps: { kind: 'fixed', value: LEAK_EPS } });
+      { k: m, lambda: 1, method: 'fgsm', label: 'true', eps: { kind: 'fixed', value: LEAK_EPS } });
 
     // R+Step-LL beside step l.l.: the audit's one-step masking check compares them.
     const methods: A.MethodName[] = ['fgsm', 'step-ll', 'r-step-ll', 'basic-iter', 'iter-ll'];

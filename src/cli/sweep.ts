@@ -72,7 +72,7 @@ Options:
         p.spec.options.activation = cfg.activation;
         p.config.epochs = epochs;
         p.config.checkpointEvery = 0;
-        if (!cfg.adversarial) p.config.adversarial.adversarial = 0;
+        if (!cfg.adversarial) p.config.adversarial.k = 0;
         const model = buildClassifier(p.spec);
         const checkpoint = join(o.out, `${name}.safetensors`);
         const bar = progressBar(`train ${name}`);

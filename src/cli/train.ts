@@ -123,10 +123,10 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
     c.epochs = positiveInt('train', 'epochs', o.epochs, c.epochs);
     if (o.steps !== undefined) c.maxSteps = positiveInt('train', 'steps', o.steps, 1);
     c.batchSize = positiveInt('train', 'batch', o.batch, c.batchSize);
-    const k = nonNegativeInt('train', 'k', o.k, Math.min(c.adversarial.adversarial, c.batchSize));
+    const k = nonNegativeInt('train', 'k', o.k, Math.min(c.adversarial.k, c.batchSize));
     const fraction = num('adv-fraction', o['adv-fraction'], { min: 0, max: 1 });
-    c.adversarial.adversarial = fraction === undefined ? k : Math.round(fraction * c.batchSize);
-    if (c.adversarial.adversarial > c.batchSize) throw new UsageError(`advml train: --k (${c.adversarial.adversarial}) cannot exceed the batch size (${c.batchSize})`);
+    c.adversarial.k = fraction === undefined ? k : Math.round(fraction * c.batchSize);
+    if (c.adversarial.k > c.batchSize) throw new UsageError(`advml train: --k (${c.adversarial.k}) cannot exceed the batch size (${c.batchSize})`);
     c.adversarial.lambda = num('lambda', o.lambda, nonneg) ?? c.adversarial.lambda;
     if (o.method !== undefined) {
       if (!(A.METHOD_NAMES as readonly string[]).includes(o.method)) throw new UsageError(`advml train: unknown method '${o.method}' (known: ${A.METHOD_NAMES.join(', ')})`);

@@ -4,7 +4,7 @@ import { writeFileAtomicSync } from '../io/index.js';
 import type { Classifier } from '../models/index.js';
 import { type TransferCell, transferMatrix } from '../evaluation/index.js';
 import { type Command, UsageError, nonNegativeInt, parseOptions, positiveInt } from './command.js';
-import { loadModel, openData, parseEpsList, parseMethods } from './common.js';
+import { loadModel, openData, parseEpsList, parseMethods, parsePrecision } from './common.js';
 import { progressBar } from './progress.js';
 import { initProcessGroup } from '../distributed/index.js';
 
@@ -29,6 +29,10 @@ Options:
   --eps LIST        pixel units (default 2,4,8,16)
   --seed N          sampling and random methods (default 0)
   --batch N         batch size (default 128)
+  --precision P     precision of the attacks and of every classification:
+                    auto (default: bf16-autocast where the CPU has bfloat16
+                    instructions, else fp32), fp32, bf16-autocast; see
+                    docs/precision.md
   --clean-correct   count, for each pair, only the images both models classify
                     correctly when clean (the shared clean errors otherwise
                     decide the rates where attacks fool few images)
@@ -46,7 +50,9 @@ Options:
       batch: { type: 'string' },
       json: { type: 'string' },
       'clean-correct': { type: 'boolean' },
+      precision: { type: 'string', default: 'auto' },
     });
+    const precision = parsePrecision(o.precision, 'transfer');
     const files = o.model ?? [];
     if (files.length < 2) throw new UsageError('advml transfer: give at least two --model checkpoints');
     const names = o.name ? o.name.split(',') : files.map((f) => basename(f).replace(/\.safetensors$/, ''));
@@ -70,11 +76,11 @@ Options:
       const group = initProcessGroup();
       try {
         const bar = group.rank === 0 ? progressBar('transfer') : null;
-        const cells = await transferMatrix(models, data.dataset, { methods, eps, samples, seed, batchSize, cleanCorrectOnly: o['clean-correct'], onProgress: bar?.update, group });
+        const cells = await transferMatrix(models, data.dataset, { methods, eps, samples, seed, batchSize, cleanCorrectOnly: o['clean-correct'], onProgress: bar?.update, group, precision });
         bar?.done();
         if (group.rank !== 0) return 0;
         print(cells, names);
-        if (o.json) writeFileAtomicSync(o.json, JSON.stringify({ data: data.label, models: Object.fromEntries(names.map((n, i) => [n, files[i]])), samples, seed, cleanCorrectOnly: o['clean-correct'] === true, cells }, null, 2) + '\n');
+        if (o.json) writeFileAtomicSync(o.json, JSON.stringify({ data: data.label, models: Object.fromEntries(names.map((n, i) => [n, files[i]])), samples, seed, precision, cleanCorrectOnly: o['clean-correct'] === true, cells }, null, 2) + '\n');
       } finally {
         group.destroy();
         data.dispose();

@@ -9,5 +9,5 @@ export {
   setNumThreads, getNumThreads, manualSeed, globalGeneratorState, setGlobalGeneratorState, memory, emptyCache, stateStamp, cudaAvailable, cudaDeviceCount, cudaHasBf16, buildInfo, defaultThreads, loadedBlas, switchFromEnv,
   type MemoryInfo, type BuildInfo,
 } from './runtime.js';
-export { type ConcretePrecision, type DeviceKind, type Precision, type PrecisionHardware, PRECISIONS, autocastDtype, checkPrecision, choosePrecision, cpuHasBf16, cpuinfoHasBf16, lossPrecision, resolvePrecision, withPrecision } from './precision.js';
+export { type ConcretePrecision, type DeviceKind, type Precision, type PrecisionHardware, PRECISIONS, autocastDtype, checkPrecision, choosePrecision, cpuHasBf16, cpuinfoHasBf16, isPrecision, lossPrecision, resolvePrecision, withPrecision } from './precision.js';
 export { ScriptModule } from './script.js';

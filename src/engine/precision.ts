@@ -41,10 +41,18 @@ export function cpuHasBf16(): boolean {
   return cpuBf16;
 }
 
-/** Checks that `p` names a precision (input from users and files). */
-export function checkPrecision(p: unknown): Precision {
-  if (!(PRECISIONS as readonly unknown[]).includes(p)) throw new Error(`precision must be one of ${PRECISIONS.join(', ')}, got '${String(p)}'`);
-  return p as Precision;
+/** True when `p` names a precision. */
+export function isPrecision(p: unknown): p is Precision {
+  return (PRECISIONS as readonly unknown[]).includes(p);
+}
+
+/**
+ * Checks that `p` names a precision (input from users and files): the one check, which
+ * {@link resolvePrecision} and everything that takes a precision go through. `what` names it in the error.
+ */
+export function checkPrecision(p: unknown, what = 'precision'): Precision {
+  if (!isPrecision(p)) throw new Error(`${what} must be one of ${PRECISIONS.join(', ')}, got '${String(p)}'`);
+  return p;
 }
 
 /** What the 'auto' decision looks at: where the work runs, and whether that hardware has bfloat16 arithmetic. */
@@ -72,7 +80,8 @@ export function choosePrecision(p: Precision, hardware: PrecisionHardware): Conc
 /**
  * 'auto' made concrete for this machine and device; other values checked and
  * returned. For CUDA the current device is asked (all of a machine's GPUs are
- * taken to be of one generation).
+ * taken to be of one generation). Entry points (the CLI commands, evaluate,
+ * transferMatrix, the trainer) call it once and pass the concrete value down.
  */
 export function resolvePrecision(p: Precision, device = 'cpu'): ConcretePrecision {
   if (checkPrecision(p) !== 'auto') return p as ConcretePrecision;

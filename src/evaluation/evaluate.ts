@@ -9,7 +9,7 @@
  * robust accuracy per eps and which attack broke how many images. Every
  * evaluation ends with the gradient-masking audit (src/evaluation/audit.ts).
  */
-import { type Precision, type Tensor, checkPrecision, noGrad, scope, withPrecision } from '../engine/index.js';
+import { type ConcretePrecision, type Precision, type Tensor, noGrad, resolvePrecision, scope, withPrecision } from '../engine/index.js';
 import * as A from '../attacks/index.js';
 import { type Dataset, forEachBatch } from '../data/dataset.js';
 import type { Classifier } from '../models/classifier.js';
@@ -117,7 +117,7 @@ export interface EvalResult {
 }
 
 /** Per-image top-1 and top-5 hits of the classifier on x. */
-function hits(model: Classifier, x: Tensor, y: Tensor, precision: Precision): { top1: Tensor; top5: Tensor } {
+function hits(model: Classifier, x: Tensor, y: Tensor, precision: ConcretePrecision): { top1: Tensor; top5: Tensor } {
   return noGrad(() =>
     scope(() => {
       const logits = withPrecision(precision, () => model.logits(x), x.device);
@@ -140,7 +140,8 @@ export async function evaluate(model: Classifier, data: Dataset, opts: EvalOptio
   for (const m of opts.methods) if (A.attackSpec(m).options.includes('norm')) A.normOf(m, norm);
   eps.forEach((e, i) => A.checkEps(e, `eps[${i}]`, norm));
   const batchSize = opts.batchSize ?? 128;
-  const precision = checkPrecision(opts.precision ?? A.DEFAULT_ATTACK_PRECISION);
+  // Resolved once: the clean pass, the attacks, the probes and the adversarial pass share one concrete precision.
+  const precision = resolvePrecision(opts.precision ?? A.DEFAULT_ATTACK_PRECISION, model.device);
   const allIndices = opts.indices ?? Array.from({ length: data.length }, (_, i) => i);
   const indices = shardIndices(allIndices, opts.group);
   const positionOf = new Map(allIndices.map((index, position) => [index, position]));

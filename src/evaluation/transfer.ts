@@ -9,7 +9,7 @@
  * eps), the clean errors, which every model shares, would otherwise make up
  * most of the fooled images and decide the transfer rate.
  */
-import { Generator, type Tensor, noGrad, randperm, scope } from '../engine/index.js';
+import { type ConcretePrecision, Generator, type Precision, type Tensor, noGrad, randperm, resolvePrecision, scope, withPrecision } from '../engine/index.js';
 import * as A from '../attacks/index.js';
 import { type Dataset, forEachBatch } from '../data/dataset.js';
 import type { Classifier } from '../models/classifier.js';
@@ -28,6 +28,8 @@ export interface TransferOptions {
   group?: Sharding;
   /** Count, for each source and target, only the images both classify correctly when clean (default false: all, as the paper). */
   cleanCorrectOnly?: boolean;
+  /** Precision of the attacks and of every classification, clean and adversarial (default A.DEFAULT_ATTACK_PRECISION). */
+  precision?: Precision;
 }
 
 export interface TransferCell {
@@ -52,9 +54,9 @@ export function sampleIndices(length: number, count: number, seed: number): numb
   return scope(() => Array.from(randperm(length, { generator: new Generator(seed) }).narrow(0, 0, Math.min(count, length)).dataSync() as BigInt64Array, Number));
 }
 
-/** Per image, 1 where `model` (in inference mode, whatever mode it is in) misclassifies it. */
-const wrong = (model: Classifier, x: Tensor, y: Tensor): Uint8Array =>
-  model.inMode(false, () => noGrad(() => scope(() => model.logits(x).argmax(1).ne(y).to('uint8').dataSync() as Uint8Array)));
+/** Per image, 1 where `model` (in inference mode, whatever mode it is in) misclassifies it at `precision`. */
+const wrong = (model: Classifier, x: Tensor, y: Tensor, precision: ConcretePrecision): Uint8Array =>
+  model.inMode(false, () => noGrad(() => scope(() => withPrecision(precision, () => model.logits(x), x.device).argmax(1).ne(y).to('uint8').dataSync() as Uint8Array)));
 
 /** The full source x target matrix for every method and eps. Models are named by the keys of `models`. */
 export async function transferMatrix(models: Map<string, Classifier>, data: Dataset, opts: TransferOptions): Promise<TransferCell[]> {
@@ -63,22 +65,25 @@ export async function transferMatrix(models: Map<string, Classifier>, data: Data
   const batchSize = opts.batchSize ?? 128;
   const cells = new Map<string, TransferCell>();
   const names = [...models.keys()];
+  // Resolved once per model (for its device): each attacks and classifies at that one precision.
+  const precision = new Map([...models].map(([name, m]) => [name, resolvePrecision(opts.precision ?? A.DEFAULT_ATTACK_PRECISION, m.device)]));
+  const precisionOf = (name: string): ConcretePrecision => precision.get(name) as ConcretePrecision;
   for (const m of opts.methods) for (const e of eps) for (const s of names) for (const t of names) {
     cells.set(`${m}@${e}:${s}>${t}`, { method: m, eps: e, source: s, target: t, sourceFooled: 0, transferred: 0, targetErrors: 0, n: 0, transferRate: proportion(0, 0), errorRate: proportion(0, 0) });
   }
   await forEachBatch(data, indices, batchSize, (batch) => scope(() => {
     // Each model's view of the clean batch, and with cleanCorrectOnly the images it gets wrong.
     const inputs = new Map([...models].map(([name, m]) => [name, m.fromData(batch.images, data.range, 'the transfer data')]));
-    const cleanWrong = new Map([...models].map(([name, m]) => [name, opts.cleanCorrectOnly ? wrong(m, inputs.get(name) as Tensor, batch.labels) : undefined]));
+    const cleanWrong = new Map([...models].map(([name, m]) => [name, opts.cleanCorrectOnly ? wrong(m, inputs.get(name) as Tensor, batch.labels, precisionOf(name)) : undefined]));
     for (const [s, source] of models) {
       const x = inputs.get(s) as Tensor;
-      const advs = A.attackGrid(source, x, batch.labels, opts.methods, eps, { seed: opts.seed ?? 0 });
+      const advs = A.attackGrid(source, x, batch.labels, opts.methods, eps, { seed: opts.seed ?? 0, precision: precisionOf(s) });
       for (const [m, list] of advs) {
         list.forEach((adv, i) => {
-          const fooled = wrong(source, adv, batch.labels);
+          const fooled = wrong(source, adv, batch.labels, precisionOf(s));
           for (const [t, target] of models) {
             // The source's images, in its input range, as the target takes them.
-            const targetWrong = t === s ? fooled : wrong(target, target.fromData(adv, source.inputRange, `model ${s}'s adversarial images`), batch.labels);
+            const targetWrong = t === s ? fooled : wrong(target, target.fromData(adv, source.inputRange, `model ${s}'s adversarial images`), batch.labels, precisionOf(t));
             const cell = cells.get(`${m}@${eps[i]}:${s}>${t}`) as TransferCell;
             const [sourceClean, targetClean] = [cleanWrong.get(s), cleanWrong.get(t)];
             for (let j = 0; j < fooled.length; j++) {

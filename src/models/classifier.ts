@@ -105,6 +105,11 @@ export class Classifier {
     return (this.inputRange[1] - this.inputRange[0]) / 255;
   }
 
+  /** Where the weights live ('cpu', 'cuda:0', ...; 'cpu' without parameters): the device precision 'auto' is resolved for. */
+  get device(): string {
+    return this.module.parameters()[0]?.device ?? 'cpu';
+  }
+
   /** Logits [N, classes] for images [N, C, H, W] in the input range. */
   logits(x: Tensor): Tensor {
     this.checkImages(x, 'x');

@@ -51,10 +51,10 @@ function hardening(data: SmallData, name: string, description: string, adversari
 const FORTY_STEPS = { attackSteps: 40, attackStepSize: 2.55 } as const;
 
 const hardeningPresets = (data: SmallData): Preset[] => [
-  hardening(data, 'pgd-at', 'PGD adversarial training: k = m = 50, PGD 40 steps of 2.55 from a random start, Adam 1e-4', { recipe: 'pgd-at', adversarial: 50, ...FORTY_STEPS }, { name: 'adam', lr: 1e-4 }, 50, 10),
-  hardening(data, 'trades', 'TRADES: beta 1, k = m = 128, 40 KL steps of 2.55, SGD 0.01 momentum 0.9', { recipe: 'trades', adversarial: 128, beta: 1, ...FORTY_STEPS }, { name: 'sgd', lr: 0.01, momentum: 0.9 }, 128, 10),
-  hardening(data, 'fast-at', 'fast adversarial training: RS-FGSM step 1.25 eps, k = m = 100, Adam 1e-3, the overfitting guard reporting', { recipe: 'fast-at', adversarial: 100 }, { name: 'adam', lr: 1e-3 }, 100, 10, { action: 'report' }),
-  hardening(data, 'ensemble', 'ensemble adversarial training (give --sources): FGSM, half of m = 64 adversarial, lambda 1, Adam 1e-3', { recipe: 'ensemble', adversarial: 32, lambda: 1, method: 'fgsm' }, { name: 'adam', lr: 1e-3 }, 64, 12),
+  hardening(data, 'pgd-at', 'PGD adversarial training: k = m = 50, PGD 40 steps of 2.55 from a random start, Adam 1e-4', { recipe: 'pgd-at', k: 50, ...FORTY_STEPS }, { name: 'adam', lr: 1e-4 }, 50, 10),
+  hardening(data, 'trades', 'TRADES: beta 1, k = m = 128, 40 KL steps of 2.55, SGD 0.01 momentum 0.9', { recipe: 'trades', k: 128, beta: 1, ...FORTY_STEPS }, { name: 'sgd', lr: 0.01, momentum: 0.9 }, 128, 10),
+  hardening(data, 'fast-at', 'fast adversarial training: RS-FGSM step 1.25 eps, k = m = 100, Adam 1e-3, the overfitting guard reporting', { recipe: 'fast-at', k: 100 }, { name: 'adam', lr: 1e-3 }, 100, 10, { action: 'report' }),
+  hardening(data, 'ensemble', 'ensemble adversarial training (give --sources): FGSM, half of m = 64 adversarial, lambda 1, Adam 1e-3', { recipe: 'ensemble', k: 32, lambda: 1, method: 'fgsm' }, { name: 'adam', lr: 1e-3 }, 64, 12),
 ];
 
 const small = (name: 'mnist' | 'fashion-mnist', epsStd: number, epochs: number): Preset => ({
@@ -66,7 +66,7 @@ const small = (name: 'mnist' | 'fashion-mnist', epsStd: number, epochs: number):
     batchSize: 64,
     epochs,
     seed: 1,
-    adversarial: { adversarial: 32, lambda: 0.3, method: 'step-ll', eps: { kind: 'truncatedNormal', mean: 0, std: epsStd, low: 0, high: 2 * epsStd } },
+    adversarial: { k: 32, lambda: 0.3, method: 'step-ll', eps: { kind: 'truncatedNormal', mean: 0, std: epsStd, low: 0, high: 2 * epsStd } },
     optimizer: { name: 'sgd', lr: 0.05, momentum: 0.9 },
     evalEvery: 0,
     checkpointEvery: 200,
@@ -88,7 +88,7 @@ export const PRESETS: Record<string, Preset> = {
       batchSize: 32,
       epochs: 100,
       seed: 1,
-      adversarial: { adversarial: 16, lambda: 0.3, method: 'step-ll', eps: { kind: 'truncatedNormal', mean: 0, std: 8, low: 0, high: 16 }, labelSmoothing: 0.1 },
+      adversarial: { k: 16, lambda: 0.3, method: 'step-ll', eps: { kind: 'truncatedNormal', mean: 0, std: 8, low: 0, high: 16 }, labelSmoothing: 0.1 },
       optimizer: { name: 'rmsprop-tf', lr: 0.045, decay: 0.94, decayEpochs: 2, weightDecay: 4e-5 },
       evalEvery: 5000,
       checkpointEvery: 1000,

@@ -8,7 +8,7 @@
  * reaches the same weights as one that never stopped.
  */
 import { copyFileSync, existsSync, renameSync } from 'node:fs';
-import { type Precision, tensor } from '../engine/index.js';
+import { type ConcretePrecision, type Precision, isPrecision, resolvePrecision, tensor } from '../engine/index.js';
 import type { Dataset } from '../data/dataset.js';
 import { DataLoader } from '../data/loader.js';
 import { type Json, disposeCheckpoint, loadCheckpointSync, saveCheckpointSync } from '../io/index.js';
@@ -43,7 +43,10 @@ export interface TrainConfig {
   evalEvery?: number;
   /** Checkpoint every N steps (0: only at the end and on a stop request). */
   checkpointEvery?: number;
-  /** Precision of forward passes, mixed precision for bf16-autocast (default DEFAULT_TRAINING_PRECISION). */
+  /**
+   * Precision of forward passes, mixed precision for bf16-autocast (default DEFAULT_TRAINING_PRECISION).
+   * 'auto' is resolved once, when the run starts; checkpoints record what it resolved to.
+   */
   precision?: Precision;
   /** The catastrophic-overfitting guard on the held-out evaluations (guard.ts); none when absent. */
   guard?: GuardConfig;
@@ -129,9 +132,42 @@ function makeSchedule(c: OptimizerConfig, stepsPerEpoch: number): Schedule {
   return exponentialDecay({ initial: c.lr, rate: c.decay, decaySteps: (c.decayEpochs ?? 1) * stepsPerEpoch });
 }
 
-/** The parts of the config a resumed run must share with the original. */
-function fingerprint(c: TrainConfig): string {
-  return JSON.stringify({ batchSize: c.batchSize, adversarial: c.adversarial, optimizer: c.optimizer, seed: c.seed });
+/** The parts of the config a resumed run must share with the original, with the precision the run resolved. */
+function fingerprint(c: TrainConfig, precision: ConcretePrecision): string {
+  return JSON.stringify({ batchSize: c.batchSize, adversarial: c.adversarial, optimizer: c.optimizer, seed: c.seed, precision });
+}
+
+type JsonRecord = { [k: string]: Json };
+const isRecord = (v: unknown): v is JsonRecord => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * A checkpoint's fingerprint in today's terms, or null when it holds none. Older checkpoints differ in
+ * two ways that do not change the run: k was called `adversarial.adversarial`, and the precision was left
+ * out; such a run trained at `unrecorded`, fp32 (the default then) unless its config named one.
+ */
+export function readFingerprint(text: string | undefined, unrecorded: ConcretePrecision = 'fp32'): JsonRecord | null {
+  let f: unknown;
+  try {
+    f = JSON.parse(text ?? '');
+  } catch {
+    return null;
+  }
+  if (!isRecord(f)) return null;
+  const a = f.adversarial;
+  if (isRecord(a) && 'adversarial' in a && !('k' in a)) {
+    const { adversarial: k, ...rest } = a;
+    f.adversarial = { ...rest, k: k as Json };
+  }
+  return { precision: unrecorded, ...f };
+}
+
+/** Where two JSON values differ, one 'path: before then, now now' per leaf; the order of keys does not matter. */
+function differences(before: unknown, now: unknown, path: string): string[] {
+  if (isRecord(before) && isRecord(now)) {
+    return [...new Set([...Object.keys(before), ...Object.keys(now)])].flatMap((k) => differences(before[k], now[k], path ? `${path}.${k}` : k));
+  }
+  const show = (v: unknown): string => (v === undefined ? 'unset' : JSON.stringify(v));
+  return show(before) === show(now) ? [] : [`${path}: ${show(before)} then, ${show(now)} now`];
 }
 
 /** Trains; see the module comment. */
@@ -145,7 +181,9 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const loader = new DataLoader(o.train, c.batchSize, { seed: c.seed, shuffle: true, rank, worldSize: group?.worldSize ?? 1 });
   const optimizer = makeOptimizer(c.optimizer, o.model.module.parameters());
   const schedule = makeSchedule(c.optimizer, loader.batchesPerEpoch);
+  // The trainer resolves the precision ('auto') once; the run's fingerprint and checkpoints record that.
   const trainer = new AdversarialTrainer(o.model, optimizer, c.adversarial, { seed: c.seed, schedule, group, precision: c.precision, sources: o.sources });
+  const settings = fingerprint(c, trainer.precision);
   const guard = c.guard ? new OverfitGuard(c.guard) : null;
   if (guard && !o.heldOut) throw new Error('the overfitting guard reads the held-out evaluation: give the run one (evalEvery sets how often)');
   const totalSteps = Math.min(c.maxSteps ?? Infinity, c.epochs * loader.batchesPerEpoch);
@@ -158,9 +196,14 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   if (o.resume && existsSync(o.checkpoint)) {
     const saved = loadCheckpointSync(o.checkpoint);
     try {
-      const before = (saved.config?.fingerprint as string | undefined) ?? '';
-      if (before !== fingerprint(c)) {
-        throw new Error(`checkpoint ${o.checkpoint}: it was written by a run with other settings (${before}); resume with the same options or start a new run`);
+      // A checkpoint from before precision was fingerprinted holds the config's own precision, if one was given.
+      const named = saved.config?.precision;
+      const unrecorded = isPrecision(named) ? resolvePrecision(named, o.model.device) : 'fp32';
+      const before = readFingerprint(saved.config?.fingerprint as string | undefined, unrecorded);
+      if (!before) throw new Error(`checkpoint ${o.checkpoint}: it records no training settings, so it cannot be resumed; start a new run (or use it as --init)`);
+      const changed = differences(before, JSON.parse(settings), '');
+      if (changed.length) {
+        throw new Error(`checkpoint ${o.checkpoint}: it was written by a run with other settings (${changed.join('; ')}); resume with the same options or start a new run`);
       }
       o.model.module.loadStateDict(saved.weights);
       if (saved.optimizer) optimizer.loadStateDict(saved.optimizer);
@@ -211,7 +254,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       rng: states,
       step: trainer.step,
       epoch: Math.floor(trainer.step / loader.batchesPerEpoch),
-      config: { fingerprint: fingerprint(c), ...(JSON.parse(JSON.stringify(c)) as { [k: string]: Json }), ...(guard ? { guard: guard.state() } : {}) },
+      config: { fingerprint: settings, ...(JSON.parse(JSON.stringify(c)) as JsonRecord), precision: trainer.precision, ...(guard ? { guard: guard.state() } : {}) },
     });
     emit({ type: 'checkpoint', step: trainer.step, path });
   };

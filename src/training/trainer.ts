@@ -11,7 +11,7 @@
  * training changes where the adversarial examples come from, PGD-AT and fast
  * AT the attack, TRADES the attack and the loss.
  */
-import { Generator, type Precision, type Tensor, cat, checkPrecision, crossEntropy, lossPrecision, noGrad, randint, scope, withPrecision } from '../engine/index.js';
+import { type ConcretePrecision, Generator, type Precision, type Tensor, cat, crossEntropy, lossPrecision, noGrad, randint, resolvePrecision, scope, withPrecision } from '../engine/index.js';
 import { type LabelSource, type MethodName, attackSpec, declaredOptions } from '../attacks/index.js';
 import type { Classifier } from '../models/classifier.js';
 import type { Optimizer, Schedule } from '../optim/index.js';
@@ -21,8 +21,11 @@ import { type RecipeName, TRADES_DEFAULTS, recipe, tradesAdversarial, tradesLoss
 export interface AdversarialConfig {
   /** The recipe (default 'algorithm-1'; see recipes.ts). */
   recipe?: RecipeName;
-  /** Adversarial examples per minibatch (k); the rest stay clean. 0 is plain training. */
-  adversarial: number;
+  /**
+   * Adversarial examples per minibatch (the paper's k); the rest stay clean. 0 is plain training.
+   * Configs written before this field was renamed call it `adversarial`; runTraining reads those as k.
+   */
+  k: number;
   /** Weight of the adversarial examples in the loss (default: the recipe's; Algorithm 1's is 0.3). */
   lambda?: number;
   /** Attack used to make them (default: the recipe's; Algorithm 1's is 'step-ll'). TRADES takes none. */
@@ -137,8 +140,8 @@ export class AdversarialTrainer {
     readonly config: AdversarialConfig,
     opts: { seed?: number; schedule?: Schedule; group?: Collective; precision?: Precision; sources?: readonly SourceModel[] } = {},
   ) {
-    const k = config.adversarial;
-    if (!Number.isInteger(k) || k < 0) throw new Error(`adversarial (k) must be a non-negative integer, got ${k}`);
+    const k = config.k;
+    if (!Number.isInteger(k) || k < 0) throw new Error(`k (adversarial examples per minibatch) must be a non-negative integer, got ${k}`);
     const r = recipe(config.recipe ?? 'algorithm-1');
     this.recipe = r.name;
     this.lambda = config.lambda ?? r.lambda;
@@ -163,15 +166,16 @@ export class AdversarialTrainer {
     // The model's dropout layers draw from the run's stream, not libtorch's unseeded global one.
     model.module.setDropoutGenerator(this.dropoutGenerator);
     this.schedule = opts.schedule;
-    this.precision = checkPrecision(opts.precision ?? DEFAULT_TRAINING_PRECISION);
+    // Resolved here, once: every pass of the run (training, attack) uses the same concrete precision.
+    this.precision = resolvePrecision(opts.precision ?? DEFAULT_TRAINING_PRECISION, model.device);
   }
 
   /**
    * Precision of the forward passes (training and attack): with bf16-autocast
    * the weights, gradients and optimizer state stay float32 and the loss is
-   * computed in float32 (mixed precision).
+   * computed in float32 (mixed precision). 'auto' given is resolved for the model's device.
    */
-  readonly precision: Precision;
+  readonly precision: ConcretePrecision;
 
   private readonly schedule?: Schedule;
   /** The data-parallel group, when training on several processes. */
@@ -193,7 +197,7 @@ export class AdversarialTrainer {
 
   /** How many of a minibatch of m become adversarial at the current step. */
   adversarialCount(m: number): number {
-    return this.step < this.delay ? 0 : Math.min(this.config.adversarial, m);
+    return this.step < this.delay ? 0 : Math.min(this.config.k, m);
   }
 
   /**

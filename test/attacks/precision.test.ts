@@ -1,18 +1,20 @@
 /**
  * bfloat16 autocast: the forward pass really runs in bfloat16, the loss in
- * float32, and FGSM made at bf16 agrees with FGSM at fp32 on a trained CNN
- * (sign agreement, adversarial accuracy).
+ * float32, FGSM made at bf16 agrees with FGSM at fp32 on a trained CNN
+ * (sign agreement, adversarial accuracy), and the KL attack runs its passes at
+ * the precision it is given.
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Tensor, crossEntropy, linear, noGrad, randn, resolvePrecision, scope, withPrecision } from '../../src/index.js';
+import { Generator, type Tensor, crossEntropy, linear, noGrad, randn, resolvePrecision, scope, withPrecision } from '../../src/index.js';
 import * as A from '../../src/attacks/index.js';
 import { loadMnist } from '../../src/data/index.js';
 import { type Classifier, loadClassifier } from '../../src/models/index.js';
 import { writeMnistCheckpoint } from '../helpers/checkpoints.js';
+import { autocastSeen } from '../helpers/precision.js';
 
 let model: Classifier;
 let x: Tensor;
@@ -108,5 +110,24 @@ test('labels from the model: at fp32 the gradient pass gives them (one forward p
     assert.equal(c.passes(), 2, 'fast predicted class: one pass too');
     A.stepLL(c.model, xs, { eps: 16, precision: 'bf16-autocast' });
     assert.equal(c.passes(), 4, 'in bf16 the labels take a float32 pass of their own');
+  });
+});
+
+test('KL honours the precision: both of its passes under bfloat16 autocast at bf16-autocast, none at fp32, and other images', () => {
+  scope(() => {
+    const xs = x.narrow(0, 0, 64);
+    const kl = (m: Classifier, precision: 'fp32' | 'bf16-autocast'): Tensor => A.klAttack(m, xs, { eps: 16, generator: new Generator(5), precision });
+    const bf16 = autocastSeen(model);
+    const a16 = kl(bf16.model, 'bf16-autocast');
+    assert.deepEqual(bf16.seen, ['bfloat16', 'bfloat16'], 'the clean pass and the pass at the random start');
+    const fp32 = autocastSeen(model);
+    const a32 = kl(fp32.model, 'fp32');
+    assert.deepEqual(fp32.seen, [null, null]);
+    assert.equal(a16.dtype, 'float32', 'the adversarial images stay float32');
+    assert.ok(a16.sub(a32).abs().max().item() > 0, 'bfloat16 passes give another direction than float32 ones');
+    // The registry's grid (evaluate, advml attack) passes the precision on too.
+    const grid = autocastSeen(model);
+    A.attackGrid(grid.model, xs, y.narrow(0, 0, 64), ['kl'], [16], { seed: 5, precision: 'bf16-autocast' });
+    assert.ok(grid.seen.length > 0 && grid.seen.every((d) => d === 'bfloat16'), `the grid's KL passes: ${grid.seen.join(', ')}`);
   });
 });

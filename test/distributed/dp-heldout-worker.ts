@@ -37,7 +37,7 @@ try {
     model, train, checkpoint: args.checkpoint ?? join(dir, 'c.safetensors'), resume: args.resume, group: pg,
     config: {
       batchSize: 16 / pg.worldSize, epochs: 1, maxSteps: args.steps === undefined ? undefined : Number(args.steps), seed: 4, evalEvery: 2, checkpointEvery: 0, precision: 'fp32',
-      adversarial: { adversarial: 8 / pg.worldSize, lambda: 0.3, method: 'step-ll', eps: { kind: 'fixed', value: 16 } },
+      adversarial: { k: 8 / pg.worldSize, lambda: 0.3, method: 'step-ll', eps: { kind: 'fixed', value: 16 } },
       optimizer: { name: 'sgd', lr: 0.1, momentum: 0.9 },
     },
     heldOut: async (m, group) => summary(await evaluate(m, test, { ...grid, group })),

@@ -28,7 +28,7 @@ pg.broadcast([...model.module.stateDict().values()], 0);
 const data = loadMnist('train', { limit: M * STEPS });
 const images = data.images.to('float64').keep();
 const opt = new SGD(model.module.parameters(), 0.05, { momentum: 0.9 });
-const trainer = new AdversarialTrainer(model, opt, { adversarial: K / W, lambda: 0.3, method: 'step-ll', eps: { kind: 'fixed', value: 8 } }, { group: pg });
+const trainer = new AdversarialTrainer(model, opt, { k: K / W, lambda: 0.3, method: 'step-ll', eps: { kind: 'fixed', value: 8 } }, { group: pg });
 const losses: number[] = [];
 for (let s = 0; s < STEPS; s++) {
   // This rank's part of global batch s: positions rank, rank + W, ... (the loader's sharding),

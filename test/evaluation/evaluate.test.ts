@@ -5,6 +5,7 @@ import * as A from '../../src/attacks/index.js';
 import { TensorDataset } from '../../src/data/dataset.js';
 import { Z95, evaluate, pairedDifference, proportion, sampleIndices, summarise, transferMatrix } from '../../src/evaluation/index.js';
 import { C, D, SHAPE, linearClassifier } from '../attacks/linear-model.js';
+import { autocastSeen } from '../helpers/precision.js';
 
 test('proportion: p +- 1.96 sqrt(p (1 - p) / n), clipped to [0, 1]', () => {
   const i = proportion(80, 100);
@@ -89,6 +90,19 @@ test('transfer: a model transfers fully to itself; rates are counted as defined'
   assert.ok(ab.transferred <= ab.sourceFooled && ab.targetErrors <= 50);
   assert.equal(cells.length, 4);
   assert.equal(D, 12);
+});
+
+test('evaluate and transfer classify, clean and adversarial, at the precision they attack at', async () => {
+  for (const precision of ['fp32', 'bf16-autocast'] as const) {
+    const expected = precision === 'fp32' ? null : 'bfloat16';
+    const a = autocastSeen(model);
+    await evaluate(a.model, data, { methods: ['fgsm', 'basic-iter'], eps: [8], steps: 2, auditProbes: false, precision });
+    assert.ok(a.seen.length > 0 && a.seen.every((d) => d === expected), `evaluate at ${precision}: ${a.seen.join(', ')}`);
+    const [s, t] = [autocastSeen(model), autocastSeen(linearClassifier())];
+    await transferMatrix(new Map([['a', s.model], ['b', t.model]]), data, { methods: ['fgsm'], eps: [16], samples: 20, seed: 3, cleanCorrectOnly: true, precision });
+    const seen = [...s.seen, ...t.seen];
+    assert.ok(seen.length > 0 && seen.every((d) => d === expected), `transfer at ${precision}: ${seen.join(', ')}`);
+  }
 });
 
 test('transfer with cleanCorrectOnly counts only the images both models classify correctly, as a direct count does', async () => {

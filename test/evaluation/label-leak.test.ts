@@ -50,7 +50,7 @@ test('FGSM (true label) adversarial training leaks the label; step l.l. on the s
     const trainer = new AdversarialTrainer(
       model,
       optimizer,
-      { adversarial: BATCH, lambda: 1, method: 'fgsm', label: 'true', eps: { kind: 'fixed', value: EPS } },
+      { k: BATCH, lambda: 1, method: 'fgsm', label: 'true', eps: { kind: 'fixed', value: EPS } },
       { seed: SEED, schedule: rate },
     );
     const loader = new DataLoader(train, BATCH, { seed: SEED, dropLast: true });

@@ -67,7 +67,7 @@ test('a [-1, 1] model trained and evaluated on a [0, 1] image folder receives [-
       train: folder,
       config: {
         batchSize: 4, epochs: 1, seed: 0,
-        adversarial: { adversarial: 2, lambda: 0.3, method: 'step-ll', eps: { kind: 'fixed', value: 16 } },
+        adversarial: { k: 2, lambda: 0.3, method: 'step-ll', eps: { kind: 'fixed', value: 16 } },
         optimizer: { name: 'sgd', lr: 0.1 },
       },
       checkpoint: join(root, 'ckpt.safetensors'),

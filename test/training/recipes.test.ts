@@ -114,7 +114,7 @@ function stepAndReplay(trainer: AdversarialTrainer, k: number): { loss: number; 
 
 test('PGD-AT and fast AT: the loss is the mean cross-entropy on the adversarial examples (k = m)', () => {
   for (const [name, method] of [['pgd-at', 'pgd'], ['fast-at', 'rs-fgsm']] as const) {
-    const { model, trainer } = frozenTrainer({ recipe: name, adversarial: 6, eps: { kind: 'fixed', value: 16 }, attackSteps: name === 'pgd-at' ? 7 : undefined });
+    const { model, trainer } = frozenTrainer({ recipe: name, k: 6, eps: { kind: 'fixed', value: 16 }, attackSteps: name === 'pgd-at' ? 7 : undefined });
     assert.equal(trainer.method, method);
     assert.equal(trainer.lambda, recipe(name).lambda);
     const { loss, adv, stats } = stepAndReplay(trainer, 6);
@@ -126,7 +126,7 @@ test('PGD-AT and fast AT: the loss is the mean cross-entropy on the adversarial 
     model.dispose();
   }
   // The PGD replay is the registered PGD with the trainer's steps.
-  const { model, trainer } = frozenTrainer({ recipe: 'pgd-at', adversarial: 6, eps: { kind: 'fixed', value: 16 }, attackSteps: 7, attackStepSize: 3 });
+  const { model, trainer } = frozenTrainer({ recipe: 'pgd-at', k: 6, eps: { kind: 'fixed', value: 16 }, attackSteps: 7, attackStepSize: 3 });
   const state = trainer.attackGenerator.getState();
   const viaTrainer = rows(trainer.makeAdversarial(toTensor(X), labels()));
   const g = new Generator(0);
@@ -137,14 +137,14 @@ test('PGD-AT and fast AT: the loss is the mean cross-entropy on the adversarial 
 });
 
 test('TRADES in the trainer: the reported loss is the formula at the point it found; k of m get the KL term', () => {
-  const { model, trainer } = frozenTrainer({ recipe: 'trades', adversarial: 4, beta: 2, eps: { kind: 'fixed', value: 12 }, attackSteps: 3 });
+  const { model, trainer } = frozenTrainer({ recipe: 'trades', k: 4, beta: 2, eps: { kind: 'fixed', value: 12 }, attackSteps: 3 });
   const { loss, adv, stats } = stepAndReplay(trainer, 4);
   const klMean = mean(adv.map((a, i) => kl(X[i]!, a)));
   close(loss, mean(X.map((x, i) => ce(x, Y[i] as number))) + 2 * klMean, 1e-12, 'TRADES loss');
   close(stats.adversarialLoss!, klMean, 1e-12, 'mean KL');
   assert.ok(stats.cleanAccuracy !== null && stats.adversarialAccuracy !== null);
-  assert.throws(() => frozenTrainer({ recipe: 'trades', adversarial: 4, method: 'pgd' }), /takes no method/);
-  assert.throws(() => frozenTrainer({ recipe: 'pgd-at', adversarial: 4, beta: 1 }), /beta weighs TRADES/);
+  assert.throws(() => frozenTrainer({ recipe: 'trades', k: 4, method: 'pgd' }), /takes no method/);
+  assert.throws(() => frozenTrainer({ recipe: 'pgd-at', k: 4, beta: 1 }), /beta weighs TRADES/);
   model.dispose();
 });
 
@@ -158,7 +158,7 @@ test('ensemble: each batch\'s source drawn uniformly from the sources and the cu
   const sources = [source(-1, 'a'), source(0.5, 'b')];
   const before = sources.map((s) => [...s.model.module.stateDict()].map(([k, v]) => [k, flat(v)] as const));
   const model = linearClassifier();
-  const trainer = new AdversarialTrainer(model, new SGD(model.module.parameters(), 0.5), { recipe: 'ensemble', adversarial: 3, method: 'fgsm', eps: { kind: 'fixed', value: 8 }, sources: ['a', 'b'] }, { seed: 2, sources });
+  const trainer = new AdversarialTrainer(model, new SGD(model.module.parameters(), 0.5), { recipe: 'ensemble', k: 3, method: 'fgsm', eps: { kind: 'fixed', value: 8 }, sources: ['a', 'b'] }, { seed: 2, sources });
   // The documented draw: randint(0, sources + 1) from the attack stream, the last index the current model.
   const g = new Generator(0);
   g.setState(trainer.attackGenerator.getState());
@@ -184,8 +184,8 @@ test('ensemble: each batch\'s source drawn uniformly from the sources and the cu
     const ga = backLogits(softmax(W.map((w, c) => -w.reduce((s, wi, i) => s + wi * xi[i]!, 0) + B[c]!)).map((p, c) => p - (c === Y[k] ? 1 : 0))).map((v) => -v);
     projectLinf(xi, xi.map((v, i) => v + (8 / 255) * Math.sign(ga[i]!)), 8 / 255).forEach((v, i) => close(onA[k]![i]!, v, 1e-12, `source a image ${k}`));
   });
-  assert.throws(() => new AdversarialTrainer(model, new SGD(model.module.parameters(), 0), { recipe: 'ensemble', adversarial: 3 }), /at least one static source/);
-  assert.throws(() => new AdversarialTrainer(model, new SGD(model.module.parameters(), 0), { adversarial: 3 }, { sources }), /for ensemble adversarial training/);
+  assert.throws(() => new AdversarialTrainer(model, new SGD(model.module.parameters(), 0), { recipe: 'ensemble', k: 3 }), /at least one static source/);
+  assert.throws(() => new AdversarialTrainer(model, new SGD(model.module.parameters(), 0), { k: 3 }, { sources }), /for ensemble adversarial training/);
   for (const s of sources) s.model.dispose();
   model.dispose();
   assert.equal(C, 4);
@@ -216,7 +216,7 @@ test('the guard in a run: with stop, a scripted collapse ends the run at that ev
     let step = 0;
     const r = await runTraining({
       model, train, checkpoint, resume,
-      config: { batchSize: 32, epochs: 1, maxSteps: 8, seed: 1, evalEvery: 2, adversarial: { recipe: 'fast-at', adversarial: 32, eps: { kind: 'fixed', value: 8 } }, optimizer: { name: 'sgd', lr: 0.01 }, guard: { action: 'stop' } },
+      config: { batchSize: 32, epochs: 1, maxSteps: 8, seed: 1, evalEvery: 2, adversarial: { recipe: 'fast-at', k: 32, eps: { kind: 'fixed', value: 8 } }, optimizer: { name: 'sgd', lr: 0.01 }, guard: { action: 'stop' } },
       heldOut: async () => ({ clean: 1, adversarial: scripted[step] ?? 0, what: 'scripted' }),
       onEvent: (e) => {
         if (e.type === 'step') step = e.step;

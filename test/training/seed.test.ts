@@ -89,7 +89,7 @@ test('a narrow Inception v3 (dropout 0.5): plain training follows the trainer se
       const model = buildClassifier(inceptionV3Spec({ width: 0.125, auxLogits: false, seed: 1 }, { classes: 5, inputShape: [3, 75, 75] }));
       const opt = new SGD(model.module.parameters(), 0.1);
       // k = 0: dropout is the only random draw of a step.
-      const trainer = new AdversarialTrainer(model, opt, { adversarial: 0 }, { seed });
+      const trainer = new AdversarialTrainer(model, opt, { k: 0 }, { seed });
       const g = new Generator(11);
       for (let i = 0; i < 2; i++) {
         rand([1000]).dispose(); // moves the global stream between steps

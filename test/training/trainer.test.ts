@@ -25,7 +25,7 @@ function batch(seed: number): [Tensor, Tensor] {
 test('with k = 0 the trainer is plain training, step for step', () => {
   const a = buildClassifier(MNIST_SPEC);
   const b = buildClassifier(MNIST_SPEC);
-  const trainer = new AdversarialTrainer(a, new SGD(a.module.parameters(), 0.1, { momentum: 0.9 }), { adversarial: 0 });
+  const trainer = new AdversarialTrainer(a, new SGD(a.module.parameters(), 0.1, { momentum: 0.9 }), { k: 0 });
   const opt = new SGD(b.module.parameters(), 0.1, { momentum: 0.9 });
   for (let i = 0; i < 3; i++) {
     const [x, y] = batch(i);
@@ -42,7 +42,7 @@ test('with k = 0 the trainer is plain training, step for step', () => {
 
 test('the adversarial part comes from the current weights and the delay switches at step D', () => {
   const model = buildClassifier(MNIST_SPEC);
-  const trainer = new AdversarialTrainer(model, new SGD(model.module.parameters(), 0.5), { adversarial: 4, delay: 2, eps: { kind: 'fixed', value: 8 }, method: 'fgsm' });
+  const trainer = new AdversarialTrainer(model, new SGD(model.module.parameters(), 0.5), { k: 4, delay: 2, eps: { kind: 'fixed', value: 8 }, method: 'fgsm' });
   const [x, y] = batch(7);
   const stats = [trainer.trainStep(x, y), trainer.trainStep(x, y), trainer.trainStep(x, y)];
   assert.deepEqual(stats.map((s) => s.adversarialCount), [0, 0, 4]);
@@ -59,7 +59,7 @@ test('the adversarial part comes from the current weights and the delay switches
 
 test('trainStep reports the paper\'s loss on the mixed batch', () => {
   const model = buildClassifier(MNIST_SPEC);
-  const trainer = new AdversarialTrainer(model, new SGD(model.module.parameters(), 0), { adversarial: 3, lambda: 0.5, eps: { kind: 'fixed', value: 4 }, method: 'fgsm' });
+  const trainer = new AdversarialTrainer(model, new SGD(model.module.parameters(), 0), { k: 3, lambda: 0.5, eps: { kind: 'fixed', value: 4 }, method: 'fgsm' });
   const [x, y] = batch(3);
   // Reproduce the adversarial examples with an identical generator state, then the loss by hand.
   const state = trainer.epsGenerator.getState();
@@ -99,17 +99,17 @@ test('eps samplers: the paper\'s truncated normal and the uniform match their an
 test('bad trainer options name the option', () => {
   const model = buildClassifier(MNIST_SPEC);
   const opt = new SGD(model.module.parameters(), 0.1);
-  assert.throws(() => new AdversarialTrainer(model, opt, { adversarial: -1 }), /adversarial \(k\) must be a non-negative integer/);
-  assert.throws(() => new AdversarialTrainer(model, opt, { adversarial: 1, lambda: NaN }), /lambda must be/);
-  assert.throws(() => new AdversarialTrainer(model, opt, { adversarial: 1, method: 'cw' as 'fgsm' }), /unknown attack method 'cw'/);
-  assert.throws(() => new AdversarialTrainer(model, opt, { adversarial: 1, delay: 1.5 }), /delay must be a non-negative integer/);
-  assert.throws(() => new AdversarialTrainer(model, opt, { adversarial: 1, labelSmoothing: 1 }), /labelSmoothing must be in \[0, 1\)/);
+  assert.throws(() => new AdversarialTrainer(model, opt, { k: -1 }), /k \(adversarial examples per minibatch\) must be a non-negative integer/);
+  assert.throws(() => new AdversarialTrainer(model, opt, { k: 1, lambda: NaN }), /lambda must be/);
+  assert.throws(() => new AdversarialTrainer(model, opt, { k: 1, method: 'cw' as 'fgsm' }), /unknown attack method 'cw'/);
+  assert.throws(() => new AdversarialTrainer(model, opt, { k: 1, delay: 1.5 }), /delay must be a non-negative integer/);
+  assert.throws(() => new AdversarialTrainer(model, opt, { k: 1, labelSmoothing: 1 }), /labelSmoothing must be in \[0, 1\)/);
   model.dispose();
 });
 
 test('mixed precision: the forward pass runs in bfloat16, the loss in float32, weights stay float32', () => {
   const model = buildClassifier(MNIST_SPEC);
-  const trainer = new AdversarialTrainer(model, new SGD(model.module.parameters(), 0.01), { adversarial: 3, lambda: 0.5, eps: { kind: 'fixed', value: 4 }, method: 'fgsm' }, { precision: 'bf16-autocast' });
+  const trainer = new AdversarialTrainer(model, new SGD(model.module.parameters(), 0.01), { k: 3, lambda: 0.5, eps: { kind: 'fixed', value: 4 }, method: 'fgsm' }, { precision: 'bf16-autocast' });
   const [x, y] = batch(3);
   const state = trainer.epsGenerator.getState();
   const attackState = trainer.attackGenerator.getState();

@@ -1,0 +1,98 @@
+/**
+ * What a resumed run must share with the one that wrote the checkpoint: the
+ * fingerprint includes the precision the run resolved, so a resume at another
+ * precision is refused by name, and checkpoints written before k was renamed
+ * (`adversarial.adversarial`) or before the precision was fingerprinted (then
+ * fp32 unless the config named one) still resume.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Json, disposeCheckpoint, loadCheckpointSync, saveCheckpointSync } from '../../src/io/index.js';
+import { TensorDataset, loadMnist } from '../../src/data/index.js';
+import { buildClassifier } from '../../src/models/index.js';
+import { type TrainConfig, type TrainEvent, readFingerprint, runTraining } from '../../src/training/index.js';
+import { MNIST_SPEC } from '../helpers/checkpoints.js';
+
+const train = TensorDataset.from(loadMnist('train', { limit: 64 }));
+after(() => train.dispose());
+const dir = mkdtempSync(join(tmpdir(), 'advml-fingerprint-'));
+
+const config = (maxSteps: number, precision?: TrainConfig['precision']): TrainConfig => ({
+  batchSize: 16, epochs: 1, maxSteps, seed: 1, checkpointEvery: 0, optimizer: { name: 'sgd', lr: 0.01 },
+  adversarial: { k: 8, lambda: 0.3, method: 'fgsm', eps: { kind: 'fixed', value: 8 } },
+  ...(precision ? { precision } : {}),
+});
+
+/** Trains (or resumes) into `checkpoint`; returns the step a resume started from (-1: none). */
+async function run(checkpoint: string, c: TrainConfig, resume = false): Promise<number> {
+  const model = buildClassifier(MNIST_SPEC);
+  let resumedAt = -1;
+  try {
+    await runTraining({ model, train, config: c, checkpoint, resume, onEvent: (e: TrainEvent) => { if (e.type === 'resume') resumedAt = e.step; } });
+  } finally {
+    model.dispose();
+  }
+  return resumedAt;
+}
+
+/** Rewrites a checkpoint's config as a run from before the rename and before precision was fingerprinted wrote it. */
+function makeOld(path: string, precisionInConfig?: string): void {
+  const saved = loadCheckpointSync(path);
+  try {
+    const f = JSON.parse(saved.config?.fingerprint as string) as { adversarial: { k: number }; precision?: string };
+    const { k, ...rest } = f.adversarial;
+    delete f.precision;
+    // The old key in the old position: first, as the presets wrote it.
+    const oldFingerprint = JSON.stringify({ ...f, adversarial: { adversarial: k, ...rest } });
+    const { precision: _, ...oldConfig } = saved.config as { [key: string]: Json };
+    saveCheckpointSync(path, {
+      ...saved,
+      config: { ...oldConfig, fingerprint: oldFingerprint, adversarial: { adversarial: k, ...rest }, ...(precisionInConfig ? { precision: precisionInConfig } : {}) },
+    });
+  } finally {
+    disposeCheckpoint(saved);
+  }
+}
+
+test('readFingerprint: the old key is read as k, and a missing precision as the one given (fp32 by default)', () => {
+  const old = JSON.stringify({ batchSize: 16, adversarial: { adversarial: 8, lambda: 0.3 }, seed: 1 });
+  assert.deepEqual(readFingerprint(old), { precision: 'fp32', batchSize: 16, adversarial: { lambda: 0.3, k: 8 }, seed: 1 });
+  assert.deepEqual(readFingerprint(old, 'bf16-autocast')?.precision, 'bf16-autocast');
+  const now = JSON.stringify({ adversarial: { k: 4 }, precision: 'bf16-autocast' });
+  assert.deepEqual(readFingerprint(now), { adversarial: { k: 4 }, precision: 'bf16-autocast' });
+  assert.equal(readFingerprint(undefined), null);
+  assert.equal(readFingerprint('not json'), null);
+});
+
+test('resuming at another precision is refused, naming the difference; at the same one it resumes', async () => {
+  const checkpoint = join(dir, 'precision.safetensors');
+  await run(checkpoint, config(2));
+  await assert.rejects(run(checkpoint, config(3, 'bf16-autocast'), true),
+    /written by a run with other settings \(precision: "fp32" then, "bf16-autocast" now\); resume with the same options/);
+  await assert.rejects(run(checkpoint, { ...config(3), adversarial: { ...config(3).adversarial, k: 4 } }, true), /adversarial\.k: 8 then, 4 now/);
+  assert.equal(await run(checkpoint, config(3, 'fp32'), true), 2);
+});
+
+test('a checkpoint written before the rename of k and without a precision in its fingerprint resumes as fp32', async () => {
+  const checkpoint = join(dir, 'old.safetensors');
+  await run(checkpoint, config(2));
+  makeOld(checkpoint);
+  await assert.rejects(run(checkpoint, config(3, 'bf16-autocast'), true), /precision: "fp32" then, "bf16-autocast" now/);
+  assert.equal(await run(checkpoint, config(3), true), 2);
+  // The resumed run's checkpoint is in today's terms.
+  const saved = loadCheckpointSync(checkpoint);
+  const f = JSON.parse(saved.config?.fingerprint as string) as { adversarial: { k?: number; adversarial?: number }; precision: string };
+  disposeCheckpoint(saved);
+  assert.deepEqual([f.adversarial.k, f.adversarial.adversarial, f.precision], [8, undefined, 'fp32']);
+});
+
+test('an old checkpoint whose config named a precision resumes at that one', async () => {
+  const checkpoint = join(dir, 'old-bf16.safetensors');
+  await run(checkpoint, config(2, 'bf16-autocast'));
+  makeOld(checkpoint, 'bf16-autocast');
+  await assert.rejects(run(checkpoint, config(3), true), /precision: "bf16-autocast" then, "fp32" now/);
+  assert.equal(await run(checkpoint, config(3, 'bf16-autocast'), true), 2);
+});
