@@ -12,6 +12,9 @@ export type LabelSource = 'true' | 'predicted' | 'leastLikely' | 'random';
 
 export const LABEL_SOURCES: readonly LabelSource[] = ['true', 'predicted', 'leastLikely', 'random'];
 
+/** Readable names of the label sources, for the page. */
+export const LABEL_SOURCE_TITLES: Record<LabelSource, string> = { true: 'true class', predicted: 'predicted class', leastLikely: 'least likely class', random: 'random other class' };
+
 /** `v` as a label source; throws naming it and the known ones. */
 export function checkLabelSource(v: unknown): LabelSource {
   if (typeof v !== 'string' || !(LABEL_SOURCES as readonly string[]).includes(v)) {

@@ -166,6 +166,29 @@ export function registerAttack(spec: AttackSpec): void {
 for (const m of ONE_STEP_METHODS) registerAttack(oneStepSpec(m));
 for (const s of [...ITERATIVE, APGD_CE, APGD_DLR, APGD_T, FAB, FAB_T, DEEPFOOL, CW_L2, SQUARE, HOP_SKIP_JUMP]) registerAttack(s);
 
+/** Readable names, for the page and reports; every registered method has one (a test checks). */
+const TITLES: Record<string, string> = {
+  fgsm: 'FGSM', 'fast-l2': 'Fast gradient L2', 'fast-l1': 'Fast gradient L1', 'step-ll': 'Step l.l.', 'step-rnd': 'Step rnd.',
+  'fast-predicted': 'FGSM, predicted label', 'fast-entropy': 'Fast entropy', kl: 'Fast KL', 'random-sign': 'Random sign noise',
+  'random-normal': 'Random normal noise', 'r-step-ll': 'R+Step l.l.', 'basic-iter': 'Basic iterative', 'iter-ll': 'Iterative l.l.',
+  pgd: 'PGD', 'rs-fgsm': 'RS-FGSM', 'mi-fgsm': 'MI-FGSM', 'apgd-ce': 'APGD-CE', 'apgd-dlr': 'APGD-DLR', 'apgd-t': 'APGD-T',
+  fab: 'FAB', 'fab-t': 'FAB-T', deepfool: 'DeepFool', 'cw-l2': 'C&W L2', square: 'Square', 'hop-skip-jump': 'HopSkipJump',
+};
+
+/** The readable name of a registered method ('r-step-ll': 'R+Step l.l.'). */
+export function methodTitle(name: string): string {
+  return TITLES[attackSpec(name).name] ?? name;
+}
+
+/**
+ * Whether a method pushes the image towards its label (the least likely or a
+ * random class: the label is its target) instead of away from the true class.
+ */
+export function isTargeted(name: string): boolean {
+  const own = attackSpec(name).label;
+  return own === 'leastLikely' || own === 'random';
+}
+
 /** Every registered attack, in registration order. */
 export function attacks(): AttackSpec[] {
   return [...REGISTRY.values()];

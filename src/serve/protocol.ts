@@ -4,6 +4,9 @@
  * typed arrays (no tensors cross a thread boundary).
  */
 import type { LabelSource, MethodName } from '../attacks/index.js';
+import type { ModelInfo, Prediction } from './api-types.js';
+
+export type { ModelInfo, Prediction };
 
 /** Where a worker gets a model from. */
 export type ModelSource =
@@ -17,17 +20,6 @@ export interface ModelRef {
   /** The name the API and the page use (e.g. 'mnist-plain'). */
   name: string;
   source: ModelSource;
-}
-
-/** What the page needs to know about a loaded model. */
-export interface ModelInfo {
-  /** [C, H, W] of the images the model takes. */
-  inputShape: [number, number, number];
-  /** [low, high] of the model's input values. */
-  inputRange: [number, number];
-  classes: number;
-  /** One name per class: the classifier's own, else the class index as text. */
-  classNames: string[];
 }
 
 /** An image prepared for one model: 8-bit pixels, row-major, interleaved [H][W][C]. */
@@ -59,13 +51,17 @@ export interface AttackJob {
   seed: number;
   /** Steps of an iterative method (at most MAX_ATTACK_STEPS); undefined: the method's own. */
   steps?: number;
+  /** Step size of an iterative method that takes one, pixel units; undefined: the method's own. */
+  stepSize?: number;
+  /** A targeted method's target class, chosen by the user; undefined: from the label source. */
+  target?: number;
 }
 
-/** A prediction: class index, its name and its softmax probability. */
-export interface Prediction {
+/** A class's softmax probability on the clean and on the adversarial image. */
+export interface ClassProbabilities {
   index: number;
-  name: string;
-  probability: number;
+  clean: number;
+  adversarial: number;
 }
 
 /** What an attack produced on one model. */
@@ -80,6 +76,10 @@ export interface AttackResult {
    * largest change reaches the end of the range.
    */
   perturbation: { png: Uint8Array; magnification: number; linf: number; l2: number };
+  /** The true class, when known. */
+  trueLabel: ClassProbabilities | null;
+  /** The class a targeted method pushed towards. */
+  target: (ClassProbabilities & { source: 'chosen' | 'leastLikely' | 'random' }) | null;
   /** Milliseconds the attack and the two forward passes took. */
   ms: number;
 }
@@ -90,16 +90,18 @@ export interface CurveJob {
   models: ModelRef[];
   dataset: 'mnist' | 'fashion-mnist';
   images: number;
-  method: MethodName;
+  /** One curve per model and method. */
+  methods: MethodName[];
   label?: LabelSource;
   /** eps values in pixel units, ascending. */
   eps: number[];
   seed: number;
 }
 
-/** One model's accuracy curve. */
+/** One model and method's accuracy curve. */
 export interface CurveResult {
   model: string;
+  method: MethodName;
   labelSource: string;
   /** Top-1 accuracy at each eps, in the job's order (eps 0 is clean accuracy). */
   accuracy: number[];
@@ -112,12 +114,16 @@ export interface InfoJob {
   model: ModelRef;
 }
 
-/** Train the demo's pair of MNIST models quickly (plain and adversarial) into `dir`. */
+/** The demo's MNIST models: plain, the paper's step l.l. training, and fast adversarial training. */
+export type DemoRole = 'plain' | 'adversarial' | 'fast-at';
+
+/** Train some of the demo's MNIST models quickly into `dir` (dir/ROLE.safetensors). */
 export interface TrainJob {
   type: 'train';
   dir: string;
   /** Training images per model. */
   images: number;
+  roles: DemoRole[];
 }
 
 /** A job a worker runs. */
@@ -128,7 +134,7 @@ export interface JobResults {
   attack: AttackResult[];
   curve: CurveResult[];
   info: ModelInfo;
-  train: { plain: string; adversarial: string };
+  train: Partial<Record<DemoRole, string>>;
 }
 
 /** Main thread to worker. */

@@ -9,6 +9,9 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { FASHION_CLASSES, MNIST_CLASSES, fashionMnistDir, mnistDir, readIdx } from '../data/index.js';
 import { encodePng } from '../io/png.js';
+import type { SampleInfo } from './api-types.js';
+
+export type { SampleInfo };
 
 /** Where Debian's python3-skimage keeps its sample images. */
 export const SKIMAGE_DATA = '/usr/lib/python3/dist-packages/skimage/data';
@@ -23,26 +26,15 @@ export const SAMPLE_PHOTOS: readonly { file: string; title: string }[] = [
 ];
 
 /** The family a sample belongs to: a photo, or a test image of a dataset. */
-export type SampleKind = 'photo' | 'mnist' | 'fashion-mnist';
+export type SampleKind = SampleInfo['kind'];
 
-/** One sample image. */
-export interface Sample {
-  /** Stable id used in the API ('photo-chelsea', 'mnist-3'). */
-  id: string;
-  title: string;
-  kind: SampleKind;
-  /** The true class, for test images. */
-  label?: number;
-  /** Its name. */
-  labelName?: string;
+/** One sample image: what the page sees of it, and its bytes. */
+export interface Sample extends SampleInfo {
   /** The encoded image the attacks decode. */
   bytes: Uint8Array;
   /** A small PNG for the page. */
   thumbnail: Uint8Array;
 }
-
-/** What the page sees of a sample. */
-export type SampleInfo = Omit<Sample, 'bytes' | 'thumbnail'>;
 
 /** Options of {@link loadSamples}. */
 export interface SampleOptions {

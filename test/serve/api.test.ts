@@ -13,7 +13,9 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import sharp from 'sharp';
 import { METHOD_NAMES } from '../../src/attacks/index.js';
 import { readIdx, mnistDir } from '../../src/data/index.js';
-import { type RunningServer, startServer } from '../../src/serve/index.js';
+import { type AttackResponse, type Config, type CurveResponse, type RunningServer, startServer } from '../../src/serve/index.js';
+import { loadClassifier } from '../../src/models/index.js';
+import { tensor } from '../../src/engine/index.js';
 import { writeMnistCheckpoint } from '../helpers/checkpoints.js';
 import { ensureBuilt, rawGet } from './helpers.js';
 
@@ -21,20 +23,7 @@ const dir = mkdtempSync(join(tmpdir(), 'advml-serve-api-'));
 const ckpt = join(dir, 'mnist.safetensors');
 const KiB = 1024;
 
-interface AttackBody {
-  method: string;
-  eps: number;
-  image: { source: string; width: number; height: number };
-  results: {
-    model: string;
-    labelSource: string;
-    trueLabel: { index: number; name: string } | null;
-    clean: { image: string; top5: { index: number; name: string; probability: number }[] };
-    perturbation: { image: string; magnification: number; linf: number; l2: number };
-    adversarial: { image: string; top5: { index: number; name: string; probability: number }[] };
-  }[];
-  error?: string;
-}
+type AttackBody = AttackResponse & { error?: string };
 
 function form(fields: Record<string, string | string[] | Blob>): FormData {
   const f = new FormData();
@@ -91,13 +80,21 @@ describe('advml serve API', () => {
     assert.equal(js.status, 200);
     assert.match(js.headers.get('content-type') ?? '', /javascript/);
 
-    const config = (await (await fetch(server.url + '/api/config')).json()) as {
-      models: { name: string; status: string; testSets: string[]; info: { inputShape: number[] } }[];
-      methods: string[];
-      samples: { id: string; kind: string; label?: number }[];
-    };
-    assert.deepEqual(config.methods, [...METHOD_NAMES]);
-    assert.deepEqual(config.models[0]?.info.inputShape, [1, 28, 28]);
+    const config = (await (await fetch(server.url + '/api/config')).json()) as Config;
+    assert.deepEqual(config.methods.map((m) => m.name), [...METHOD_NAMES]);
+    const byName = new Map(config.methods.map((m) => [m.name, m]));
+    assert.equal(byName.get('r-step-ll')?.title, 'R+Step l.l.');
+    assert.deepEqual(config.methods.filter((m) => m.title === m.name || !m.summary).map((m) => m.name), [], 'every method has a readable name and a summary');
+    assert.deepEqual(config.methods.filter((m) => m.targeted).map((m) => m.name), ['step-ll', 'step-rnd', 'r-step-ll', 'iter-ll']);
+    assert.deepEqual([byName.get('pgd')?.steps, byName.get('pgd')?.stepSize, byName.get('pgd')?.defaultSteps, byName.get('fgsm')?.steps], [true, true, 10, false]);
+    assert.deepEqual(config.labelSources.find((l) => l.name === 'leastLikely'), { name: 'leastLikely', title: 'least likely class' });
+    assert.equal(config.limits.maxModels, 3);
+    // Two checkpoints, no demo models: there is no opening view to search, and the page is told why.
+    const story = await server.story;
+    assert.ok(story.status === 'none' && /needs mnist-plain and mnist-fast-at/.test(story.reason), JSON.stringify(story));
+    const later = (await (await fetch(server.url + '/api/config')).json()) as Config;
+    assert.deepEqual(later.story, story);
+    assert.deepEqual(config.models[0]?.info?.inputShape, [1, 28, 28]);
     assert.deepEqual(config.models[0]?.testSets, ['mnist', 'fashion-mnist']);
     const digits = config.samples.filter((s) => s.kind === 'mnist');
     assert.deepEqual(digits.map((s) => s.label), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 'one MNIST test image per class');
@@ -117,7 +114,14 @@ describe('advml serve API', () => {
     const expected = images.data.subarray(mnistSample.index * 784, (mnistSample.index + 1) * 784);
     for (const res of r.body.results) {
       assert.equal(res.labelSource, 'true');
-      assert.deepEqual(res.trueLabel, { index: mnistSample.label, name: String(mnistSample.label) });
+      assert.equal(res.target, null, 'FGSM is not targeted');
+      assert.deepEqual([res.trueLabel?.index, res.trueLabel?.name], [mnistSample.label, String(mnistSample.label)]);
+      // The true class's probabilities are those of the top-5 lists wherever it appears there.
+      for (const [list, p] of [[res.clean.top5, res.trueLabel!.clean], [res.adversarial.top5, res.trueLabel!.adversarial]] as const) {
+        const listed = list.find((x) => x.index === mnistSample.label);
+        if (listed) assert.ok(Math.abs(listed.probability - p) < 1e-6, `${listed.probability} vs ${p}`);
+      }
+      assert.ok(r.body.queuedMs >= 0);
       for (const list of [res.clean.top5, res.adversarial.top5]) {
         assert.equal(list.length, 5);
         const p = list.map((x) => x.probability);
@@ -172,12 +176,33 @@ describe('advml serve API', () => {
     }
   });
 
-  test('accuracy against eps: one value per eps, clean first, FGSM never helps much', async () => {
-    const r = (await post(server, '/api/curve', { models: ['mnist'], method: 'fgsm', dataset: 'mnist', images: 50 })) as unknown as {
-      status: number;
-      body: { eps: number[]; curves: { model: string; accuracy: number[]; labelSource: string }[]; error?: string };
-    };
+  test('targeted methods name their target: the least likely class by default, or the one chosen, whose probability rises', async () => {
+    const classifier = await loadClassifier(ckpt);
+    const images = readIdx(join(mnistDir(), 't10k-images-idx3-ubyte'));
+    const pixels = Float32Array.from(images.data.subarray(mnistSample.index * 784, (mnistSample.index + 1) * 784));
+    const x = classifier.fromData(tensor(pixels, { shape: [1, 1, 28, 28] }), [0, 255], 'the sample');
+    const leastLikely = classifier.logits(x).argmin(1).item();
+    classifier.dispose();
+    const own = await post(server, '/api/attack', form({ sample: mnistSample.id, model: 'mnist', method: 'step-ll', eps: '16' }));
+    assert.equal(own.status, 200, own.body.error);
+    assert.deepEqual([own.body.results[0]!.target?.index, own.body.results[0]!.target?.source], [leastLikely, 'leastLikely']);
+    const chosen = (mnistSample.label + 3) % 10;
+    const aimed = await post(server, '/api/attack', form({ sample: mnistSample.id, model: 'mnist', method: 'iter-ll', eps: '32', target: String(chosen) }));
+    assert.equal(aimed.status, 200, aimed.body.error);
+    const t = aimed.body.results[0]!.target!;
+    assert.deepEqual([t.index, t.name, t.source, aimed.body.results[0]!.labelSource], [chosen, String(chosen), 'chosen', 'chosen target']);
+    assert.ok(t.adversarial > t.clean, `the target's probability rises: ${t.clean} -> ${t.adversarial}`);
+  });
+
+  test('accuracy against eps: one value per eps, clean first, FGSM never helps much; two methods give a curve each', async () => {
+    const r = (await post(server, '/api/curve', { models: ['mnist'], method: 'fgsm', dataset: 'mnist', images: 50 })) as unknown as { status: number; body: CurveResponse & { error?: string } };
     assert.equal(r.status, 200, r.body.error);
+    const two = (await post(server, '/api/curve', { models: ['mnist', 'mnist-2'], methods: ['fgsm', 'step-ll'], dataset: 'mnist', images: 20 })) as unknown as { status: number; body: CurveResponse & { error?: string } };
+    assert.equal(two.status, 200, two.body.error);
+    assert.deepEqual(two.body.curves.map((c) => `${c.model} ${c.method}`), ['mnist fgsm', 'mnist step-ll', 'mnist-2 fgsm', 'mnist-2 step-ll']);
+    // The same weights, the same images: both models' curves agree, and each method's clean point is the same.
+    assert.deepEqual(two.body.curves[0]!.accuracy, two.body.curves[2]!.accuracy);
+    assert.equal(two.body.curves[0]!.accuracy[0], two.body.curves[1]!.accuracy[0]);
     const c = r.body.curves[0]!;
     assert.equal(c.accuracy.length, r.body.eps.length);
     assert.equal(r.body.eps[0], 0);
@@ -209,10 +234,13 @@ describe('advml serve API', () => {
       ['both image and sample', form({ ...base, sample: mnistSample.id, image: new Blob([goodPng]) }), 400, /exactly one of 'image'/],
       ['neither', form(base), 400, /exactly one of 'image'/],
       ['unknown sample', form({ ...base, sample: '../../package.json' }), 400, /unknown sample/],
-      ['unknown method', form({ ...base, sample: mnistSample.id, method: 'deep-fool' }), 400, /unknown method 'deep-fool'/],
+      ['unknown method', form({ ...base, sample: mnistSample.id, method: 'deep-fool' }), 400, /unknown attack method 'deep-fool': expected one of fgsm,/],
       ['no method', form({ sample: mnistSample.id, model: 'mnist', eps: '8' }), 400, /method is required/],
       ['unknown model', form({ ...base, sample: mnistSample.id, model: 'resnet152' }), 400, /unknown model 'resnet152'/],
-      ['three models', form({ ...base, sample: mnistSample.id, model: ['mnist', 'mnist-2', 'mnist'] }), 400, /one or two models/],
+      ['four models', form({ ...base, sample: mnistSample.id, model: ['mnist', 'mnist-2', 'a', 'b'] }), 400, /give 1 to 3 models \(model\), got 4/],
+      ['a target for an untargeted method', form({ ...base, sample: mnistSample.id, target: '3' }), 400, /^target applies to the targeted methods \(step-ll, step-rnd, r-step-ll, iter-ll\), not to fgsm$/],
+      ['a target beyond the classes', form({ ...base, sample: mnistSample.id, method: 'step-ll', target: '10' }), 400, /^target must be an integer in \[0, 9\], got '10'$/],
+      ['a step size for a method without one', form({ ...base, sample: mnistSample.id, method: 'basic-iter', stepSize: '2' }), 400, /^stepSize applies to pgd, rs-fgsm/],
       ['same model twice', form({ ...base, sample: mnistSample.id, model: ['mnist', 'mnist'] }), 400, /same model is given twice/],
       ['eps too large', form({ ...base, sample: mnistSample.id, eps: '300' }), 400, /eps must be a number in \[0, 255\]/],
       ['eps not a number', form({ ...base, sample: mnistSample.id, eps: 'lots' }), 400, /eps must be a number/],
@@ -242,7 +270,9 @@ describe('advml serve API', () => {
       ['bad dataset', { models: ['mnist'], method: 'fgsm', dataset: 'cifar10' }, 400, /dataset must be 'mnist' or 'fashion-mnist'/],
       ['too many images', { models: ['mnist'], method: 'fgsm', dataset: 'mnist', images: 100000 }, 400, /images must be an integer in \[1, 500\]/],
       ['unknown model', { models: ['nope'], method: 'fgsm', dataset: 'mnist' }, 400, /unknown model 'nope'/],
-      ['unknown method', { models: ['mnist'], method: 'cw', dataset: 'mnist' }, 400, /unknown method 'cw'/],
+      ['unknown method', { models: ['mnist'], method: 'cw', dataset: 'mnist' }, 400, /unknown attack method 'cw'/],
+      ['method and methods', { models: ['mnist'], method: 'fgsm', methods: ['fgsm'], dataset: 'mnist' }, 400, /give 'methods' or 'method', not both/],
+      ['four methods', { models: ['mnist'], methods: ['fgsm', 'pgd', 'step-ll', 'kl'], dataset: 'mnist' }, 400, /methods must be a list of 1 to 3 method names/],
     ];
     for (const [what, body, status, message] of curveCases) {
       const r = await post(server, '/api/curve', body);
