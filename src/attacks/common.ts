@@ -104,7 +104,8 @@ export function epsPixels(x: Tensor, eps: Eps, name = 'eps', norm: Norm = 'linf'
  */
 export function epsTensor(model: Classifier, x: Tensor, eps: Eps, name = 'eps', norm: Norm = 'linf'): { eps: Tensor; maxPixels: number } {
   const values = epsPixels(x, eps, name, norm);
-  const scaled = tensor(Float64Array.from(values, (v) => v * model.pixelScale), { shape: [values.length, 1, 1, 1], dtype: x.dtype });
+  // On x's device: a CPU eps beside a CUDA batch is refused by libtorch.
+  const scaled = tensor(Float64Array.from(values, (v) => v * model.pixelScale), { shape: [values.length, 1, 1, 1], dtype: x.dtype, device: x.device });
   return { eps: scaled, maxPixels: Math.max(0, ...values) };
 }
 

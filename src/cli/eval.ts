@@ -121,7 +121,8 @@ function parseSuite(text: string): string | A.SuiteStep[] {
 
 const pct = (v: number): string => (v * 100).toFixed(1).padStart(5);
 
-function printTable(r: EvalResult): void {
+/** Prints an evaluation as `advml eval` does: clean and each cell with intervals, the suite, the minimal sizes. */
+export function printTable(r: EvalResult): void {
   const ci = (i: { value: number; halfWidth: number }): string => `${pct(i.value)} ±${(i.halfWidth * 100).toFixed(1).padStart(4)}`;
   console.log(`${r.images} images. clean top-1 ${ci(r.clean.top1)}%  top-5 ${ci(r.clean.top5)}%`);
   if (r.cells.length) console.log(`${'method'.padEnd(15)} ${'eps'.padStart(5)}  ${'label'.padEnd(11)} ${'top-1 %'.padEnd(12)} ${'top-5 %'.padEnd(12)} ratio  notes`);

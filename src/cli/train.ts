@@ -11,7 +11,7 @@ import type { Dataset } from '../data/dataset.js';
 import { openImageNet } from '../data/index.js';
 import { evaluate } from '../evaluation/index.js';
 import { type Classifier, MAX_WIDTH, type PartialContract, buildClassifier, foreignFormatOf, loadClassifier, loadForeign, saveForeign, writeModelCard } from '../models/index.js';
-import { makeDirectorySync } from '../io/index.js';
+import { makeDirectorySync, writeFileAtomicSync } from '../io/index.js';
 import {
   type Collective, DEFAULT_GUARD_DROP, GUARD_ACTIONS, type GuardAction, type HeldOut, type OptimizerName, PRESETS, type Preset, RECIPES, RECIPE_NAMES, type RecipeName,
   type SourceModel, type TrainEvent, parseEpsSpec, runTraining,
@@ -19,6 +19,7 @@ import {
 import { type Command, UsageError, nonNegativeInt, numberOption, parseOptions, positiveInt } from './command.js';
 import type { NumberSpec } from '../io/index.js';
 import { CONTRACT_OPTIONS, loadDataset, loadModel, parseContract, parseLabelSource, parsePrecision } from './common.js';
+import { printTable } from './eval.js';
 import { progressBar } from './progress.js';
 import { initProcessGroup, syncBatchNorm } from '../distributed/index.js';
 
@@ -45,7 +46,8 @@ Options (override the preset):
                         'advml eval --help')
   --epochs N            passes over the training set
   --steps N             stop after N steps in all
-  --batch M             minibatch size m
+  --batch M             minibatch size m (k keeps the preset's fraction k/m
+                        unless --k or --adv-fraction is given)
   --recipe NAME         ${RECIPE_NAMES.join(', ')}
                         (default: the preset's; see docs/training.md):
 ${RECIPE_NAMES.map((r) => `                          ${r.padEnd(12)} ${RECIPES[r].summary}`).join('\n')}
@@ -78,7 +80,19 @@ ${RECIPE_NAMES.map((r) => `                          ${r.padEnd(12)} ${RECIPES[r
                         default 0, none; Inception v3: default 0.5)
   --activation NAME     relu, relu6, tanh, reluDecay
   --seed N              seed of data order, init, eps, attacks and dropout
-  --limit N             use the first N training images
+  --limit N             use the first N training images (mnist, fashion-mnist)
+  --data-dir DIR        imagenet-paper, imagenet-resnet50: the folder holding
+                        train/ and val/, one
+                        sub-folder per class (default $ADVML_IMAGENET_DIR, else
+                        /usr/share/datasets/imagenet); train/ is read with
+                        random-resized crops and flips, val/ resized and
+                        centre-cropped
+  --image-size N        image-folder presets: train at NxN instead of the preset's
+                        299 (Inception v3: at least 75) or 224
+  --no-final-eval       skip the closing evaluation of the image-folder presets
+                        (top-1 and top-5 with intervals under FGSM, step l.l.,
+                        basic iter. and iter. l.l. at eps 2, 4, 8, 16 on
+                        --eval-images val images, written to DIR/final-eval.json)
   --checkpoint-every N  steps between checkpoints (0: end and stop only)
   --eval-every N        steps between held-out evaluations (0: end only)
   --eval-images N       held-out test images (default 1000)
@@ -110,6 +124,7 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
       'sync-bn': { type: 'boolean' }, recipe: { type: 'string' }, sources: { type: 'string' }, beta: { type: 'string' },
       'attack-steps': { type: 'string' }, 'attack-step': { type: 'string' }, 'no-random-start': { type: 'boolean' },
       guard: { type: 'string' }, 'guard-drop': { type: 'string' },
+      'data-dir': { type: 'string' }, 'image-size': { type: 'string' }, 'no-final-eval': { type: 'boolean' },
       ...CONTRACT_OPTIONS,
     });
     if (!o.out) throw new UsageError("advml train: --out is required (a folder for the checkpoint and the log)");
@@ -122,10 +137,12 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
     const nonneg: NumberSpec = { min: 0 };
     c.epochs = positiveInt('train', 'epochs', o.epochs, c.epochs);
     if (o.steps !== undefined) c.maxSteps = positiveInt('train', 'steps', o.steps, 1);
+    // k keeps the preset's fraction of m when only --batch changes (the paper's k = m / 2 stays half).
+    const presetFraction = c.adversarial.k / c.batchSize;
     c.batchSize = positiveInt('train', 'batch', o.batch, c.batchSize);
-    const k = nonNegativeInt('train', 'k', o.k, Math.min(c.adversarial.k, c.batchSize));
-    const fraction = num('adv-fraction', o['adv-fraction'], { min: 0, max: 1 });
-    c.adversarial.k = fraction === undefined ? k : Math.round(fraction * c.batchSize);
+    if (o.k !== undefined && o['adv-fraction'] !== undefined) throw new UsageError('advml train: give --k or --adv-fraction, not both');
+    const fraction = num('adv-fraction', o['adv-fraction'], { min: 0, max: 1 }) ?? presetFraction;
+    c.adversarial.k = o.k !== undefined ? nonNegativeInt('train', 'k', o.k, 0) : Math.round(fraction * c.batchSize);
     if (c.adversarial.k > c.batchSize) throw new UsageError(`advml train: --k (${c.adversarial.k}) cannot exceed the batch size (${c.batchSize})`);
     c.adversarial.lambda = num('lambda', o.lambda, nonneg) ?? c.adversarial.lambda;
     if (o.method !== undefined) {
@@ -201,13 +218,23 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
     const trainingEps = c.adversarial.eps?.kind === 'fixed' ? c.adversarial.eps.value : undefined;
     const evalEps = num('eval-eps', o['eval-eps'], { min: 0, max: A.MAX_EPS, unit: 'pixel values' }) ?? trainingEps ?? (p.evalEps[2] as number);
     const limit = o.limit === undefined ? undefined : positiveInt('train', 'limit', o.limit, 1);
+    if (p.data === 'imagenet') {
+      if (limit !== undefined) throw new UsageError('advml train: --limit takes the first N images of mnist or fashion-mnist; an image folder is used whole (make a smaller folder)');
+      if (o['image-size'] !== undefined) {
+        const size = positiveInt('train', 'image-size', o['image-size'], 1);
+        p.spec.classifier.inputShape = [p.spec.classifier.inputShape[0], size, size];
+      }
+    } else if (o['data-dir'] !== undefined || o['image-size'] !== undefined) {
+      throw new UsageError(`advml train: --data-dir and --image-size are for the image-folder presets (${Object.values(PRESETS).filter((x) => x.data === 'imagenet').map((x) => x.name).join(', ')}), not ${p.name}`);
+    }
+    const finalMethods = o['no-final-eval'] ? [] : (p.finalMethods ?? []);
 
     makeDirectorySync(o.out);
     const checkpoint = join(o.out, 'checkpoint.safetensors');
     // Under advml launch (WORLD_SIZE > 1) this process joins the group; alone it is a group of one.
     const group = initProcessGroup();
     const lead = group.rank === 0;
-    const { train: trainData, test } = await openData(p, limit);
+    const { train: trainData, test } = await openData(p, limit, o['data-dir']);
     const model = initialModel(p, o.init, parseContract(o, 'train'));
     const sourceModels: SourceModel[] = [];
     for (const f of sources) sourceModels.push({ name: f, model: await loadModel(f, 'train') });
@@ -269,6 +296,16 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
       }
       const fe = r.finalEval;
       if (lead) console.log(`trained ${r.steps} steps; checkpoint ${checkpoint}${handBack ? `, trained model ${handBack}` : ''}` + (fe ? `; clean ${(fe.clean * 100).toFixed(1)}%, ${fe.what}: ${(fe.adversarial * 100).toFixed(1)}%` : ''));
+      if (test && finalMethods.length) {
+        // The recipe's own evaluation: top-1 and top-5 with intervals under the paper's attacks (every rank takes its shard).
+        const n = Math.min(evalImages, test.length);
+        const result = await evaluate(model, test, { methods: finalMethods, eps: p.evalEps, indices: Array.from({ length: n }, (_, i) => i), seed: c.seed, group });
+        if (lead) {
+          console.log(`\nevaluation on ${n} held-out images (${join(o.out, 'final-eval.json')}):`);
+          printTable(result);
+          writeFileAtomicSync(join(o.out, 'final-eval.json'), JSON.stringify(result, null, 2) + '\n');
+        }
+      }
       return 0;
     } finally {
       process.off('SIGINT', onSignal);
@@ -282,10 +319,18 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
   },
 };
 
-async function openData(p: Preset, limit?: number): Promise<{ train: Dataset; test?: Dataset }> {
+async function openData(p: Preset, limit?: number, dir?: string): Promise<{ train: Dataset; test?: Dataset }> {
   if (p.data === 'imagenet') {
+    // train/: random-resized crops with flips; val/: resize and centre crop (src/data/transforms.ts).
     const [size] = p.spec.classifier.inputShape.slice(1);
-    return { train: await openImageNet('train', { size }), test: await openImageNet('val', { size }) };
+    const train = await openImageNet('train', { size, dir });
+    const test = await openImageNet('val', { size, dir });
+    if (train.classFolders.join('\n') !== test.classFolders.join('\n')) {
+      throw new UsageError(`advml train: ${test.root} and ${train.root} must hold the same class folders (${test.classFolders.length} and ${train.classFolders.length} found)`);
+    }
+    // The model gets the folder's classes: 1000 for ImageNet, fewer for a folder of one's own.
+    p.spec.classifier.classes = train.classNames.length;
+    return { train, test };
   }
   return { train: loadDataset(p.data, 'train', limit), test: loadDataset(p.data, 'test') };
 }

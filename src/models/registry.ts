@@ -8,12 +8,12 @@ import { type Checkpoint, type Json, disposeCheckpoint, loadCheckpointSync } fro
 import type { ActivationName, Module } from '../nn/index.js';
 import { Classifier, type ClassifierOptions, checkClassifierOptions } from './classifier.js';
 import { MnistCnn } from './mnist-cnn.js';
-import { ResNet } from './resnet.js';
+import { ResNet, ResNetImageNet } from './resnet.js';
 import { InceptionV3, type InceptionExtraBlocks } from './inception.js';
 import { FOREIGN_FORMATS, type ForeignFormat, loadForeignModule } from './foreign.js';
 
 /** Architectures a checkpoint can name: the zoo's, or a foreign model file (options.file) whose graph it trained. */
-export type Architecture = 'mnist-cnn' | 'resnet' | 'inception-v3' | ForeignFormat;
+export type Architecture = 'mnist-cnn' | 'resnet' | 'resnet-imagenet' | 'inception-v3' | ForeignFormat;
 
 /** Options shared by the zoo's architectures. */
 export interface ArchitectureOptions {
@@ -21,7 +21,7 @@ export interface ArchitectureOptions {
   activation?: ActivationName;
   /** beta of ReLUDecay. */
   beta?: number;
-  /** ResNet depth (6n + 2). */
+  /** ResNet depth: 6n + 2 for 'resnet' (CIFAR), 50, 101 or 152 for 'resnet-imagenet'. */
   depth?: number;
   /** Inception v3: extra blocks per grid size (the paper's deeper model). */
   extraBlocks?: InceptionExtraBlocks;
@@ -50,7 +50,7 @@ export interface ModelSpec {
 export const MAX_WIDTH = 8;
 
 /** Every architecture {@link buildClassifier} knows. */
-export const ARCHITECTURES: readonly Architecture[] = ['mnist-cnn', 'resnet', 'inception-v3', ...FOREIGN_FORMATS];
+export const ARCHITECTURES: readonly Architecture[] = ['mnist-cnn', 'resnet', 'resnet-imagenet', 'inception-v3', ...FOREIGN_FORMATS];
 
 /**
  * The spec of an Inception v3 classifier as the paper trains it: 299x299 RGB
@@ -94,6 +94,9 @@ export function buildClassifier(spec: ModelSpec): Classifier {
       break;
     case 'resnet':
       module = new ResNet({ ...common, depth: o.depth });
+      break;
+    case 'resnet-imagenet':
+      module = new ResNetImageNet({ ...common, depth: o.depth });
       break;
     case 'inception-v3':
       if (Math.min(c.inputShape[1], c.inputShape[2]) < 75) throw new Error(`inception-v3 needs images of at least 75x75, got [${c.inputShape}]`);

@@ -21,7 +21,12 @@ export interface Preset {
   /** Attack and eps of the held-out check (its default eps is the third) and of the demo's report. */
   evalMethod: MethodName;
   evalEps: number[];
+  /** The evaluation at the end of `advml train`: top-1 and top-5 with intervals for these methods at `evalEps`. */
+  finalMethods?: MethodName[];
 }
+
+/** The paper's ImageNet attacks (its Tables 1 and 2). */
+export const PAPER_ATTACKS: readonly MethodName[] = ['fgsm', 'step-ll', 'basic-iter', 'iter-ll'];
 
 const mnistCnn = (): ModelSpec => ({ architecture: 'mnist-cnn', options: { seed: 1 }, classifier: { classes: 10, inputShape: [1, 28, 28], inputRange: [0, 1] } });
 
@@ -95,5 +100,29 @@ export const PRESETS: Record<string, Preset> = {
     },
     evalMethod: 'step-ll',
     evalEps: [2, 4, 8, 16],
+    finalMethods: [...PAPER_ATTACKS],
+  },
+  'imagenet-resnet50': {
+    name: 'imagenet-resnet50',
+    description: "the paper's adversarial training (m 32, k 16, lambda 0.3, step l.l., eps ~ truncated normal(0, 8) on [0, 16]) on torchvision's ResNet-50 with its reference recipe: 224x224, ImageNet mean/std, SGD 0.1 momentum 0.9 weight decay 1e-4, lr x0.1 every 30 of 90 epochs",
+    data: 'imagenet',
+    spec: {
+      architecture: 'resnet-imagenet' as ModelSpec['architecture'],
+      options: { depth: 50, seed: 1 },
+      classifier: { classes: 1000, inputShape: [3, 224, 224], inputRange: [0, 1], mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
+    },
+    config: {
+      // torchvision's reference trains with 256 images per step (8 GPUs x 32); here 32 per process, as the paper's replicas.
+      batchSize: 32,
+      epochs: 90,
+      seed: 1,
+      adversarial: { k: 16, lambda: 0.3, method: 'step-ll', eps: { kind: 'truncatedNormal', mean: 0, std: 8, low: 0, high: 16 } },
+      optimizer: { name: 'sgd', lr: 0.1, momentum: 0.9, weightDecay: 1e-4, decay: 0.1, decayEpochs: 30 },
+      evalEvery: 5000,
+      checkpointEvery: 1000,
+    },
+    evalMethod: 'step-ll',
+    evalEps: [2, 4, 8, 16],
+    finalMethods: [...PAPER_ATTACKS],
   },
 };

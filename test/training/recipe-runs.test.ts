@@ -10,31 +10,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import type { Tensor } from '../../src/index.js';
-import { disposeCheckpoint, loadCheckpointSync } from '../../src/io/index.js';
 import { runCli } from '../helpers/cli.js';
+import { events, startAndKill, weightsOf } from '../helpers/runs.js';
 
-const main = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'advml-recipes-'));
-
-function weightsOf(path: string): { step: number; weights: Map<string, number[]> } {
-  const c = loadCheckpointSync(path);
-  try {
-    return { step: c.step ?? 0, weights: new Map([...c.weights].map(([k, v]) => [k, Array.from((v as Tensor).dataSync() as Float32Array)])) };
-  } finally {
-    disposeCheckpoint(c);
-  }
-}
-
-function events(out: string): { type: string; [k: string]: unknown }[] {
-  return readFileSync(join(out, 'train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string });
-}
 
 const healthy = join(dir, 'healthy');
 const GUARDED = ['--recipe', 'fast-at', '--epochs', '10', '--batch', '64', '--k', '64', '--optimizer', 'adam', '--lr', '0.001', '--limit', '12800', '--eval-images', '100', '--eval-eps', '38', '--json', '--checkpoint-every', '0'];
@@ -65,21 +47,6 @@ test('the guard fires on a run made to overfit catastrophically, and rollback en
   assert.equal(final.step, (collapse.step as number) - 25, 'the checkpoint is the evaluation before the collapse');
   assert.deepEqual(final, good);
 });
-
-/** Starts `advml train` (or launch) and kills it with SIGKILL after its first checkpoint at step >= 4. */
-function startAndKill(args: string[]): Promise<number> {
-  const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  let killedAfter = -1;
-  createInterface({ input: child.stdout }).on('line', (line) => {
-    const m = /"type":"checkpoint","step":(\d+)/.exec(line);
-    if (m && Number(m[1]) >= 4 && killedAfter < 0) {
-      killedAfter = Number(m[1]);
-      // The whole process group: under launch, the launcher and both workers.
-      process.kill(-(child.pid as number), 'SIGKILL');
-    }
-  });
-  return new Promise((resolve) => child.on('exit', () => resolve(killedAfter)));
-}
 
 const RECIPE_ARGS: Record<string, string[]> = {
   'pgd-at': ['--recipe', 'pgd-at', '--k', '16', '--eps', '76.5', '--attack-steps', '3'],
