@@ -13,13 +13,18 @@
 
 #include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
+#include <torch/csrc/autograd/variable.h>
 
 #include <algorithm>
 #include <chrono>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <string>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -561,6 +566,312 @@ Napi::Value distAllReduceAutograd(const Napi::CallbackInfo& info) {
   return wrap(info.Env(), DifferentiableAllReduce::apply(x, g, timeoutMs));
 }
 
+// ---- the gradient reducer: all-reduce overlapped with backward ----
+//
+// In the style of PyTorch's DistributedDataParallel reducer (own code):
+// parameters are grouped at construction into buckets of about `bucketBytes`
+// (the first one smaller, so the first message leaves early), in reverse
+// parameter order, which is roughly the order backward produces gradients in.
+// A post hook on each parameter's AccumulateGrad node fires once its gradient
+// is final for this backward; the reducer copies it into its bucket's flat
+// buffer and, once every gradient of a bucket is in, starts an asynchronous
+// c10d allreduce of that bucket (ProcessGroup::allreduce returns a Work; it is
+// not waited for there). Buckets are sent strictly in index order (a bucket
+// that is complete waits for the ones before it), so every rank issues the
+// same sequence of collectives whatever order its hooks fire in.
+// finish() sends whatever is left, waits for every Work in order and copies
+// the sums back into the parameters' .grad.
+//
+// Parameters whose gradient never arrives (not reached by the loss, or no
+// gradient defined) contribute zeros, so a step never hangs. Each bucket
+// carries, after its gradients, one flag per parameter (1 when this rank had a
+// gradient), summed with the rest: a parameter no rank had a gradient for
+// keeps .grad unset, as reduce-after-backward (which reduces only the defined
+// gradients) leaves it; otherwise every rank gets the sum.
+struct Reducer {
+  struct Bucket {
+    std::vector<size_t> members;  // parameter indices, in bucket order
+    std::vector<int64_t> offsets; // element offset of each member's gradient in `flat`
+    int64_t flags = 0;            // element offset of the used flags (one per member)
+    at::Tensor flat;
+    size_t pending = 0;
+    c10::intrusive_ptr<c10d::Work> work;
+  };
+
+  Group* g = nullptr;
+  milliseconds timeout{0};
+  std::vector<at::Tensor> params;
+  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;
+  std::vector<uintptr_t> hookKeys;
+  std::vector<Bucket> buckets;
+  std::vector<size_t> bucketOf, slotOf;
+  std::vector<char> ready;
+  size_t nextLaunch = 0;  // buckets [0, nextLaunch) are sent this step
+  size_t sentInBackward = 0;
+  bool armed = false;
+  std::string error;  // a failure inside a hook, raised by finish()
+  std::mutex mu;
+
+  ~Reducer() {
+    for (size_t i = 0; i < accumulators.size(); i++) {
+      if (accumulators[i]) accumulators[i]->del_post_hook(hookKeys[i]);
+    }
+  }
+
+  void hook(size_t i) {
+    auto fn = [this, i](const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (armed) markReady(i);
+      return outputs;
+    };
+    hookKeys[i] = accumulators[i]->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(fn));
+  }
+
+  // The accumulator of a parameter is kept alive by the reducer, but libtorch
+  // makes a new one if the parameter's data changed type (set_data); the hook
+  // then moves to the new node.
+  void refreshAccumulators() {
+    for (size_t i = 0; i < params.size(); i++) {
+      auto acc = torch::autograd::impl::grad_accumulator(params[i]);
+      if (acc == accumulators[i]) continue;
+      if (accumulators[i]) accumulators[i]->del_post_hook(hookKeys[i]);
+      accumulators[i] = acc;
+      hook(i);
+    }
+  }
+
+  // Copies parameter i's gradient (zeros when it has none) and its flag into
+  // its bucket; sends every bucket that is now complete and next in order.
+  void markReady(size_t i) {
+    Bucket& b = buckets[bucketOf[i]];
+    size_t k = slotOf[i];
+    if (ready[i]) {
+      if (bucketOf[i] < nextLaunch && error.empty()) {
+        error = "the gradient of parameter " + std::to_string(i) +
+                " arrived again after its bucket was sent: call backward once between prepare() and finish()";
+      }
+      if (bucketOf[i] < nextLaunch) return;
+    } else {
+      ready[i] = 1;
+      b.pending--;
+    }
+    at::NoGradGuard noGrad;
+    const at::Tensor& p = params[i];
+    at::Tensor grad = p.grad();
+    at::Tensor slot = b.flat.narrow(0, b.offsets[k], p.numel()).view(p.sizes());
+    if (grad.defined()) slot.copy_(grad);
+    else slot.zero_();
+    b.flat.narrow(0, b.flags + static_cast<int64_t>(k), 1).fill_(grad.defined() ? 1 : 0);
+    while (nextLaunch < buckets.size() && buckets[nextLaunch].pending == 0) launch(buckets[nextLaunch++]);
+  }
+
+  void launch(Bucket& b) {
+    if (!error.empty()) return;
+    if (!g->pg) { error = "the process group was destroyed"; return; }
+    if (!g->broken.empty()) { error = "the process group is unusable after an earlier failure (" + g->broken + ")"; return; }
+    try {
+      c10d::AllreduceOptions ro;
+      ro.reduceOp = c10d::ReduceOp::SUM;
+      ro.timeout = timeout;
+      std::vector<at::Tensor> v{b.flat};
+      b.work = g->pg->allreduce(v, ro);
+    } catch (...) {
+      error = describe(std::current_exception());
+    }
+  }
+};
+
+const napi_type_tag kReducerTag = {0x6164766d6c726564ULL, 0x7563657262756b74ULL};
+
+Reducer* reducerAt(const Napi::CallbackInfo& info, size_t i) {
+  bool tagged = false;
+  if (i < info.Length() && info[i].IsExternal()) napi_check_object_type_tag(info.Env(), info[i], &kReducerTag, &tagged);
+  if (!tagged) throw ArgError("argument " + std::to_string(i) + " must be a gradient reducer handle");
+  return info[i].As<Napi::External<Reducer>>().Data();
+}
+
+// Waits for the works of an abandoned step (backward threw before finish()),
+// so the buffers are free to be refilled; their results are dropped.
+void drain(Reducer* r) {
+  for (auto& b : r->buckets) {
+    if (!b.work) continue;
+    auto w = std::move(b.work);
+    await(r->g, w, r->timeout);
+  }
+}
+
+// distReducer(group, params, bucketBytes, firstBucketBytes, timeoutMs) -> reducer handle.
+// Every parameter must be a leaf that requires grad, each given once.
+Napi::Value distReducer(const Napi::CallbackInfo& info) {
+  Group* g = groupAt(info, 0);
+  std::vector<at::Tensor> params = tensorListAt(info, 1);
+  int64_t cap = intAt(info, 2);
+  int64_t firstCap = intAt(info, 3);
+  milliseconds timeout = timeoutAt(info, 4);
+  if (cap < 1 || firstCap < 1) throw ArgError("bucket sizes must be positive numbers of bytes");
+  std::unordered_set<const void*> seen;
+  for (size_t i = 0; i < params.size(); i++) {
+    const at::Tensor& p = params[i];
+    if (!p.requires_grad() || !p.is_leaf()) throw ArgError("parameter " + std::to_string(i) + " is not a leaf that requires grad");
+    if (p.scalar_type() == at::kBool || !at::isFloatingType(p.scalar_type())) {
+      throw ArgError("parameter " + std::to_string(i) + " is " + dtypeName(p.scalar_type()) + "; gradients are floating-point");
+    }
+    if (!seen.insert(p.unsafeGetTensorImpl()).second) throw ArgError("parameter " + std::to_string(i) + " is given twice");
+  }
+  auto r = std::make_unique<Reducer>();
+  r->g = g;
+  r->timeout = timeout;
+  r->params = params;
+  size_t n = params.size();
+  r->accumulators.resize(n);
+  r->hookKeys.resize(n);
+  r->bucketOf.resize(n);
+  r->slotOf.resize(n);
+  r->ready.assign(n, 0);
+
+  // Reverse parameter order; one open bucket per (dtype, device); a bucket
+  // closes once it holds at least its cap. Buckets are numbered as they open.
+  std::vector<std::pair<std::pair<at::ScalarType, at::Device>, size_t>> open;  // key -> bucket index
+  std::vector<int64_t> bytes;
+  for (size_t j = n; j-- > 0;) {
+    const at::Tensor& p = params[j];
+    std::pair<at::ScalarType, at::Device> key{p.scalar_type(), p.device()};
+    auto it = std::find_if(open.begin(), open.end(), [&](const auto& e) { return e.first == key; });
+    size_t bi;
+    if (it == open.end()) {
+      bi = r->buckets.size();
+      r->buckets.emplace_back();
+      bytes.push_back(0);
+      open.push_back({key, bi});
+      it = open.end() - 1;
+    } else {
+      bi = it->second;
+    }
+    Reducer::Bucket& b = r->buckets[bi];
+    r->bucketOf[j] = bi;
+    r->slotOf[j] = b.members.size();
+    b.members.push_back(j);
+    bytes[bi] += p.numel() * static_cast<int64_t>(p.element_size());
+    bool first = bi == 0;
+    if (bytes[bi] >= (first ? firstCap : cap)) open.erase(it);
+  }
+  for (auto& b : r->buckets) {
+    int64_t off = 0;
+    for (size_t j : b.members) {
+      b.offsets.push_back(off);
+      off += params[j].numel();
+    }
+    b.flags = off;
+    const at::Tensor& p0 = params[b.members[0]];
+    b.flat = at::zeros({off + static_cast<int64_t>(b.members.size())}, p0.options().dtype(reductionType(p0.scalar_type())).requires_grad(false));
+    b.pending = b.members.size();
+  }
+  for (size_t i = 0; i < n; i++) {
+    r->accumulators[i] = torch::autograd::impl::grad_accumulator(params[i]);
+    r->hook(i);
+  }
+
+  auto handle = Napi::External<Reducer>::New(info.Env(), r.release(), [](Napi::Env, Reducer* p) { delete p; });
+  napi_type_tag_object(info.Env(), handle, &kReducerTag);
+  return handle;
+}
+
+// distReducerBuckets(reducer) -> the parameter indices of each bucket, in the order they are sent.
+Napi::Value distReducerBuckets(const Napi::CallbackInfo& info) {
+  Reducer* r = reducerAt(info, 0);
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env, r->buckets.size());
+  for (size_t b = 0; b < r->buckets.size(); b++) {
+    const auto& m = r->buckets[b].members;
+    Napi::Array a = Napi::Array::New(env, m.size());
+    for (size_t k = 0; k < m.size(); k++) a.Set(k, Napi::Number::New(env, static_cast<double>(m[k])));
+    out.Set(b, a);
+  }
+  return out;
+}
+
+// distReducerPrepare(group, reducer, loss?): arms the hooks for one backward.
+// With the loss, parameters its graph does not reach are marked ready now
+// (their buckets need not wait for the end of backward).
+Napi::Value distReducerPrepare(const Napi::CallbackInfo& info) {
+  Group* g = groupAt(info, 0);
+  Reducer* r = reducerAt(info, 1);
+  if (r->g != g) throw ArgError("the reducer belongs to another process group");
+  auto loss = optTensorAt(info, 2);
+  std::lock_guard<std::mutex> lock(r->mu);
+  r->armed = false;
+  drain(r);
+  r->refreshAccumulators();
+  r->error.clear();
+  r->nextLaunch = 0;
+  r->sentInBackward = 0;
+  std::fill(r->ready.begin(), r->ready.end(), 0);
+  for (auto& b : r->buckets) b.pending = b.members.size();
+  r->armed = true;
+  if (loss && loss->grad_fn()) {
+    std::unordered_set<const torch::autograd::Node*> reached;
+    std::vector<torch::autograd::Node*> stack{loss->grad_fn().get()};
+    reached.insert(stack.back());
+    while (!stack.empty()) {
+      torch::autograd::Node* fn = stack.back();
+      stack.pop_back();
+      for (const auto& e : fn->next_edges()) {
+        if (e.function && reached.insert(e.function.get()).second) stack.push_back(e.function.get());
+      }
+    }
+    // In bucket order, so buckets of unreached parameters go out as early as possible.
+    for (const auto& b : r->buckets) {
+      for (size_t i : b.members) {
+        if (!reached.count(r->accumulators[i].get())) r->markReady(i);
+      }
+    }
+  }
+  return info.Env().Undefined();
+}
+
+// distReducerFinish(group, reducer) -> number of buckets sent before the call
+// (during backward). Sends what is left, waits for every bucket in order and
+// writes the sums into the parameters' .grad.
+Napi::Value distReducerFinish(const Napi::CallbackInfo& info) {
+  Group* g = groupAt(info, 0);
+  Reducer* r = reducerAt(info, 1);
+  if (r->g != g) throw ArgError("the reducer belongs to another process group");
+  std::lock_guard<std::mutex> lock(r->mu);
+  if (!r->armed) throw ArgError("finish() without prepare()");
+  size_t sent = r->nextLaunch;
+  for (size_t i = 0; i < r->params.size(); i++) {
+    if (!r->ready[i]) r->markReady(i);
+  }
+  r->armed = false;
+  if (!r->error.empty()) {
+    std::string what = r->error;
+    g->broken = what;
+    throw std::runtime_error(what);
+  }
+  at::NoGradGuard noGrad;
+  for (auto& b : r->buckets) {
+    auto w = std::move(b.work);
+    if (w) await(g, w, r->timeout);
+  }
+  for (auto& b : r->buckets) {
+    at::Tensor flags = b.flat.narrow(0, b.flags, static_cast<int64_t>(b.members.size())).to(at::kCPU, at::kDouble);
+    const double* used = flags.data_ptr<double>();
+    for (size_t k = 0; k < b.members.size(); k++) {
+      if (used[k] == 0) continue;  // no rank had a gradient: .grad stays unset
+      at::Tensor& p = r->params[b.members[k]];
+      at::Tensor sum = b.flat.narrow(0, b.offsets[k], p.numel()).view(p.sizes());
+      at::Tensor grad = p.grad();
+      if (!grad.defined()) {
+        p.mutable_grad() = at::empty_like(p, p.options().requires_grad(false));
+        grad = p.grad();
+      }
+      grad.copy_(sum);
+    }
+  }
+  r->sentInBackward = sent;
+  return Napi::Number::New(info.Env(), static_cast<double>(sent));
+}
+
 #else  // no c10d in this libtorch
 
 Napi::Value unavailable(const Napi::CallbackInfo&) {
@@ -580,8 +891,13 @@ void initDistributed(Napi::Env env, Napi::Object exports) {
   defineOp(env, exports, "distAllGather", distAllGather);
   defineOp(env, exports, "distBarrier", distBarrier);
   defineOp(env, exports, "distAllReduceAutograd", distAllReduceAutograd);
+  defineOp(env, exports, "distReducer", distReducer);
+  defineOp(env, exports, "distReducerBuckets", distReducerBuckets);
+  defineOp(env, exports, "distReducerPrepare", distReducerPrepare);
+  defineOp(env, exports, "distReducerFinish", distReducerFinish);
 #else
-  for (const char* name : {"distInit", "distDestroy", "distAllReduce", "distBroadcast", "distAllGather", "distBarrier", "distAllReduceAutograd"}) {
+  for (const char* name : {"distInit", "distDestroy", "distAllReduce", "distBroadcast", "distAllGather", "distBarrier", "distAllReduceAutograd",
+                           "distReducer", "distReducerBuckets", "distReducerPrepare", "distReducerFinish"}) {
     defineOp(env, exports, name, unavailable);
   }
 #endif

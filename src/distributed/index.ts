@@ -6,6 +6,7 @@
  */
 export {
   initProcessGroup, currentGroup, isDistributed, rank, worldSize, ProcessGroup, DistributedError, DEFAULT_TIMEOUT_MS,
+  GradientReducer, DEFAULT_BUCKET_BYTES, DEFAULT_FIRST_BUCKET_BYTES, type GradientReducerOptions,
   type ProcessGroupOptions, type ProcessGroupInfo, type CollectiveOptions, type AllReduceOptions, type ReduceOp,
   type Backend, type Coalescing, type FailureReason,
 } from './process-group.js';

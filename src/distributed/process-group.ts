@@ -29,7 +29,7 @@
 // The collectives are addon ops that take and return tensor handles, like the
 // engine's own ops; this is the one module outside src/engine that calls the
 // addon directly.
-import { native, type Handle } from '../engine/native.js';
+import { native, type Handle, type NativeArg } from '../engine/native.js';
 import { Tensor, isFloating, tensor } from '../engine/index.js';
 
 /** How all-reduce combines the ranks' values. `'avg'` sums, then divides by the world size (floating dtypes only). */
@@ -106,6 +106,94 @@ export interface CollectiveOptions {
 export interface AllReduceOptions extends CollectiveOptions {
   /** How a list of tensors travels (default `'auto'`); see {@link Coalescing}. */
   coalesce?: Coalescing;
+}
+
+/** Options of {@link ProcessGroup.gradientReducer}. */
+export interface GradientReducerOptions {
+  /** Bytes of gradients per bucket (one all-reduce message each). Default {@link DEFAULT_BUCKET_BYTES} (25 MiB, as PyTorch DDP). */
+  bucketBytes?: number;
+  /** Bytes of the first bucket (the last layers' gradients), smaller so the first message leaves early. Default 1 MiB, as DDP. */
+  firstBucketBytes?: number;
+  /** Milliseconds {@link GradientReducer.finish} waits for each bucket. Default: the group's `timeoutMs`. */
+  timeoutMs?: number;
+}
+
+/** Default bucket size of {@link ProcessGroup.gradientReducer}: 25 MiB, DDP's `bucket_cap_mb`. */
+export const DEFAULT_BUCKET_BYTES = 25 * 1024 * 1024;
+/** Default size of the first bucket: 1 MiB, as DDP's first bucket. */
+export const DEFAULT_FIRST_BUCKET_BYTES = 1024 * 1024;
+
+/** The reducer's ops in the addon (native/distributed.cc). */
+type ReducerOp = 'distReducer' | 'distReducerBuckets' | 'distReducerPrepare' | 'distReducerFinish';
+const reducerOps = native as unknown as Record<ReducerOp, (...args: NativeArg[]) => unknown>;
+
+/**
+ * Sums gradients across the ranks while backward runs, as PyTorch's
+ * DistributedDataParallel does: the parameters are grouped into buckets of
+ * about `bucketBytes` in reverse order (roughly the order backward produces
+ * their gradients), and a bucket's asynchronous all-reduce starts as soon as
+ * backward has accumulated every gradient in it. Use it around each backward:
+ *
+ * ```ts
+ * const reducer = pg.gradientReducer(model.parameters());
+ * reducer.prepare(loss);   // before backward
+ * loss.backward();         // buckets go out as their gradients are ready
+ * reducer.finish();        // waits; every .grad now holds the sum over the ranks
+ * ```
+ *
+ * The sums are Gloo's elementwise sums, as {@link ProcessGroup.allReduce}
+ * computes them. A parameter that gets no gradient on a rank (unused, not
+ * reached by the loss) contributes zeros there, so the step never hangs; one
+ * that no rank has a gradient for keeps `.grad` null, as reduce-after-backward
+ * leaves it. One backward between prepare() and finish(). In a single-process
+ * group both are no-ops.
+ */
+export class GradientReducer {
+  /** The parameters reduced (those given that require grad), in the order given. */
+  readonly params: readonly Tensor[];
+  private readonly handle: Handle | null;
+
+  /** @internal Use {@link ProcessGroup.gradientReducer}. */
+  constructor(private readonly group: ProcessGroup, params: readonly Tensor[], private readonly groupHandle: Handle | null, private readonly timeoutMs: number, bucketBytes: number, firstBucketBytes: number) {
+    this.params = params;
+    this.handle = groupHandle && params.length
+      ? group.callNative('allReduce', timeoutMs, () =>
+        reducerOps.distReducer(groupHandle, params.map((p) => p.handle), bucketBytes, firstBucketBytes, timeoutMs)) as Handle
+      : null;
+  }
+
+  /**
+   * The buckets, in the order they are sent: each a list of indices into
+   * {@link params}. Empty for a single process.
+   */
+  buckets(): number[][] {
+    return this.handle ? reducerOps.distReducerBuckets(this.handle) as number[][] : [];
+  }
+
+  /**
+   * Arms the reducer for one backward pass. Given the loss that backward will
+   * start from, parameters its graph does not reach are marked ready at once,
+   * so their buckets do not wait for the end of backward.
+   */
+  prepare(loss?: Tensor): void {
+    if (!this.handle) return;
+    this.group.callNative('allReduce', this.timeoutMs, () =>
+      reducerOps.distReducerPrepare(this.groupHandle as Handle, this.handle as Handle, loss?.handle));
+  }
+
+  /**
+   * Sends the buckets not yet sent, waits for all of them and writes the sums
+   * into the parameters' `.grad`. Returns how many buckets had left during
+   * backward (before this call).
+   *
+   * @throws DistributedError (op `'allReduce'`) when a rank fails, disconnects, or the timeout passes
+   */
+  finish(): { sentDuringBackward: number; buckets: number } {
+    if (!this.handle) return { sentDuringBackward: 0, buckets: 0 };
+    const sent = this.group.callNative('allReduce', this.timeoutMs, () =>
+      reducerOps.distReducerFinish(this.groupHandle as Handle, this.handle as Handle)) as number;
+    return { sentDuringBackward: sent, buckets: this.buckets().length };
+  }
 }
 
 /** Why a collective failed, read from c10d's message. */
@@ -306,6 +394,19 @@ export class ProcessGroup {
   }
 
   /**
+   * A {@link GradientReducer} for `params` (those that require grad; the
+   * others are skipped): gradients summed across the ranks in buckets while
+   * backward runs. Every rank passes the same parameters in the same order.
+   */
+  gradientReducer(params: readonly Tensor[], options: GradientReducerOptions = {}): GradientReducer {
+    const list = this.tensorList('gradientReducer', params).filter((p) => p.requiresGrad);
+    const timeoutMs = this.timeout('gradientReducer', options);
+    const bucketBytes = checkInt('gradientReducer: options.bucketBytes', options.bucketBytes ?? DEFAULT_BUCKET_BYTES, 1);
+    const firstBucketBytes = checkInt('gradientReducer: options.firstBucketBytes', options.firstBucketBytes ?? Math.min(DEFAULT_FIRST_BUCKET_BYTES, bucketBytes), 1);
+    return new GradientReducer(this, list, this.isDistributed ? this.live('gradientReducer') : null, timeoutMs, bucketBytes, firstBucketBytes);
+  }
+
+  /**
    * All-reduces plain numbers (counts, sums of losses) through one float64
    * tensor and returns the results: `[correct, seen] = pg.allReduceNumbers([c, n])`.
    * Exact for integers up to 2^53.
@@ -407,6 +508,11 @@ export class ProcessGroup {
     if (this.destroyed) throw new Error(`${op}: the process group was destroyed`);
     if (options.timeoutMs === undefined) return this.timeoutMs;
     return checkInt(`${op}: options.timeoutMs`, options.timeoutMs, 1);
+  }
+
+  /** @internal An addon call whose failure becomes a DistributedError naming `op`. */
+  callNative<T>(op: string, timeoutMs: number, fn: () => T): T {
+    return this.call(op, timeoutMs, fn);
   }
 
   private call<T>(op: string, timeoutMs: number, fn: () => T): T {

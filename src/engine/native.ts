@@ -53,7 +53,8 @@ export type OpName =
   'tanh' | 'toBuffer' | 'toDevice' | 'toDtype' | 'toString' | 'topk' | 'transpose' | 'uniform_' | 'unsqueeze' |
   'var' | 'where' | 'zero_' | 'zeros' | 'zerosLike'
   | 'jitLoad' | 'jitFree' | 'jitParameters' | 'jitBuffers' | 'jitTrain' | 'jitForward' | 'jitSave' | 'jitMethods' | 'jitFreeze'
-  | 'distInit' | 'distDestroy' | 'distAllReduce' | 'distAllReduceAutograd' | 'distBroadcast' | 'distAllGather' | 'distBarrier';
+  | 'distInit' | 'distDestroy' | 'distAllReduce' | 'distAllReduceAutograd' | 'distBroadcast' | 'distAllGather' | 'distBarrier'
+  | 'distReducer' | 'distReducerBuckets' | 'distReducerPrepare' | 'distReducerFinish';
 
 /** The op table. Each entry throws an Error whose message starts with the op's name. */
 export type NativeModule = Record<OpName, (...args: NativeArg[]) => unknown>;

@@ -53,7 +53,16 @@ export interface TrainConfig {
 }
 
 export type TrainEvent =
-  | ({ type: 'step'; epoch: number; imagesPerSec: number; totalSteps: number } & StepStats)
+  | ({
+      type: 'step';
+      epoch: number;
+      imagesPerSec: number;
+      totalSteps: number;
+      /** Milliseconds the loop waited for this step's batch (blocked in the loader's next()). */
+      dataWaitMs: number;
+      /** That wait as a fraction (0-1) of the step: wait / (wait + the step's own work); near 1 means the data cannot keep up. */
+      dataWait: number;
+    } & StepStats)
   | ({ type: 'eval'; step: number } & HeldOut)
   | ({ type: 'guard'; action: GuardConfig['action'] } & GuardVerdict)
   | { type: 'checkpoint'; step: number; path: string }
@@ -300,7 +309,11 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       const run = loader.epoch(epoch, { startBatch: skipBatches });
       let windowStart = performance.now();
       let windowImages = 0;
+      // Set again at the end of each step: the gap up to the next body is the time spent in the loader's next().
+      let waitFrom = performance.now();
       for await (const batch of run) {
+        const bodyStart = performance.now();
+        const dataWaitMs = bodyStart - waitFrom;
         if (batch.indices.length === 0) {
           // Every file of the batch was unreadable: alone, skip it; a data-parallel group must stay in step.
           batch.images.dispose();
@@ -318,7 +331,8 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
           }
           windowImages += batch.labels.shape[0] as number;
           const now = performance.now();
-          emit({ type: 'step', epoch, imagesPerSec: (windowImages * 1000) / Math.max(now - windowStart, 1e-3), totalSteps, ...stats });
+          const dataWait = dataWaitMs / Math.max(dataWaitMs + (now - bodyStart), 1e-3);
+          emit({ type: 'step', epoch, imagesPerSec: (windowImages * 1000) / Math.max(now - windowStart, 1e-3), totalSteps, dataWaitMs, dataWait, ...stats });
           if (now - windowStart > 5000) {
             windowStart = now;
             windowImages = 0;
@@ -340,6 +354,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
           break outer;
         }
         if (trainer.step >= totalSteps) break outer;
+        waitFrom = performance.now();
       }
       skipBatches = 0;
       if (run.summary.skipped > 0 && run.summary.samples === 0) {

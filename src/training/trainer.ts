@@ -97,6 +97,8 @@ export interface Collective {
   allReduceNumbers(values: readonly number[], op: 'sum' | 'max'): number[];
   broadcast(tensors: readonly Tensor[], root: number): void;
   allGather(tensor: Tensor): Tensor[];
+  /** Sums gradients while backward runs (ProcessGroup.gradientReducer); without it, gradients are reduced after backward. */
+  gradientReducer?(params: readonly Tensor[]): { prepare(loss?: Tensor): void; finish(): unknown };
 }
 
 /** Offset of the dropout streams' seeds, above every eps and attack seed {@link streamSeeds} allows. */
@@ -138,7 +140,7 @@ export class AdversarialTrainer {
     readonly model: Classifier,
     readonly optimizer: Optimizer,
     readonly config: AdversarialConfig,
-    opts: { seed?: number; schedule?: Schedule; group?: Collective; precision?: Precision; sources?: readonly SourceModel[] } = {},
+    opts: { seed?: number; schedule?: Schedule; group?: Collective; precision?: Precision; sources?: readonly SourceModel[]; overlap?: boolean } = {},
   ) {
     const k = config.k;
     if (!Number.isInteger(k) || k < 0) throw new Error(`k (adversarial examples per minibatch) must be a non-negative integer, got ${k}`);
@@ -159,6 +161,9 @@ export class AdversarialTrainer {
     const s = config.labelSmoothing ?? 0;
     if (!(s >= 0 && s < 1)) throw new Error(`labelSmoothing must be in [0, 1), got ${s}`);
     this.group = opts.group;
+    // Data-parallel: gradients summed in buckets while backward runs (overlap), unless turned off.
+    const overlap = opts.overlap ?? process.env.ADVML_OVERLAP !== '0';
+    this.reducer = overlap && this.group && this.group.worldSize > 1 ? this.group.gradientReducer?.(model.module.parameters()) ?? null : null;
     const seeds = streamSeeds(opts.seed ?? 0, this.group?.rank ?? 0, this.group?.worldSize ?? 1);
     this.epsGenerator = new Generator(seeds.eps);
     this.attackGenerator = new Generator(seeds.attack);
@@ -180,6 +185,13 @@ export class AdversarialTrainer {
   private readonly schedule?: Schedule;
   /** The data-parallel group, when training on several processes. */
   readonly group?: Collective;
+  /** Sums the gradients during backward when overlapping (data-parallel, `overlap` on); null otherwise. */
+  private readonly reducer: { prepare(loss?: Tensor): void; finish(): unknown } | null;
+
+  private backward(loss: Tensor): void {
+    this.reducer?.prepare(loss);
+    loss.backward();
+  }
 
   /**
    * Rank 0's buffers (batch-norm running statistics) to every rank, as
@@ -258,7 +270,7 @@ export class AdversarialTrainer {
         const advLogits = adv ? forward(adv) : null;
         const t = tradesLoss(clean, advLogits, y, this.beta, smoothing);
         loss = t.loss.div(world);
-        loss.backward();
+        this.backward(loss);
         cleanCorrect = noGrad(() => clean.argmax(1).eq(y).sum().item());
         if (advLogits && t.kl) {
           advCorrect = noGrad(() => advLogits.argmax(1).eq(y.narrow(0, 0, k)).sum().item());
@@ -270,7 +282,7 @@ export class AdversarialTrainer {
         const perExample = crossEntropy(logits, y, { reduction: 'none', labelSmoothing: smoothing });
         // mixedLoss normalises by this rank's (m - k) + lambda k; the global denominator is world times that.
         loss = mixedLoss(perExample, k, this.lambda).div(world);
-        loss.backward();
+        this.backward(loss);
         const correct = noGrad(() => logits.argmax(1).eq(y).to('float32'));
         cleanCorrect = k < m ? correct.narrow(0, k, m - k).sum().item() : 0;
         if (k > 0) {
@@ -282,9 +294,12 @@ export class AdversarialTrainer {
     });
     let { loss, cleanCorrect, advCorrect, advLoss } = local;
     if (this.group && world > 1) {
-      const grads = this.model.module.parameters().map((p) => p.grad).filter((g): g is Tensor => g !== null);
-      this.group.allReduce(grads, 'sum');
-      for (const g of grads) g.dispose();
+      if (this.reducer) this.reducer.finish();
+      else {
+        const grads = this.model.module.parameters().map((p) => p.grad).filter((g): g is Tensor => g !== null);
+        this.group.allReduce(grads, 'sum');
+        for (const g of grads) g.dispose();
+      }
       [loss, cleanCorrect, advCorrect, advLoss] = this.group.allReduceNumbers([loss, cleanCorrect, advCorrect, advLoss], 'sum') as [number, number, number, number];
     }
     this.optimizer.step();

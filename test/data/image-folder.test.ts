@@ -22,7 +22,10 @@ import {
   openImageFolder,
   openImageNet,
   randomCrop,
+  randomResizedCrop,
   resize,
+  resizedCropBox,
+  sampleUniform,
 } from '../../src/data/index.js';
 
 const W = 12;
@@ -280,6 +283,43 @@ describe('decoding and transforms', () => {
     const otherSeed = await view.get([GRID], { seed: 6, epoch: 0 });
     free(otherSeed);
     assert.equal(memory().liveTensors, live);
+  });
+
+  test('random-resized crops cut the drawn region of the source and resize it; the same per (seed, epoch, index), new each epoch', async () => {
+    const live = memory().liveTensors;
+    // Nearest-neighbour upsampling to 24 x 16 (from at most 12 x 8) shows every source pixel of the region:
+    // its R and G values (20 x, 30 y) are exactly the region's columns and rows.
+    const t = randomResizedCrop([16, 24], { interpolation: 'nearest' });
+    const view = ds.withTransforms([t]);
+    const boxes = new Set<string>();
+    for (let epoch = 0; epoch < 8; epoch++) {
+      const a = await view.get([GRID, NOISE], { seed: 9, epoch });
+      const again = await view.get([GRID], { seed: 9, epoch });
+      assert.deepEqual(a.images.shape, [2, 3, 16, 24]);
+      const img = bytesOf(a.images, 0);
+      assert.deepEqual(bytesOf(again.images, 0), img);
+      const box = resizedCropBox(t, W, H, (k) => sampleUniform(9, epoch, GRID, k));
+      const xs = [...new Set(img[0]!.flat())].sort((p, q) => p - q);
+      const ys = [...new Set(img[1]!.flat())].sort((p, q) => p - q);
+      assert.deepEqual(xs, Array.from({ length: box.width }, (_, i) => 20 * (box.left + i)), `epoch ${epoch} box ${JSON.stringify(box)}`);
+      assert.deepEqual(ys, Array.from({ length: box.height }, (_, i) => 30 * (box.top + i)), `epoch ${epoch} box ${JSON.stringify(box)}`);
+      boxes.add(JSON.stringify(box));
+      free(a);
+      free(again);
+    }
+    assert.ok(boxes.size >= 6, `epochs give different crops: ${[...boxes]}`);
+    assert.equal(memory().liveTensors, live);
+  });
+
+  test('a random-resized crop of scale [1, 1] at the image ratio is a plain resize of the whole image', async () => {
+    for (const interpolation of ['linear', 'cubic'] as const) {
+      const whole = await ds.withTransforms([randomResizedCrop([5, 7], { scale: [1, 1], ratio: [W / H, W / H], interpolation })]).get([GRID, NOISE, ALPHA], { seed: 2, epoch: 3 });
+      const plain = await ds.withTransforms([resize([5, 7], { interpolation })]).get([GRID, NOISE, ALPHA]);
+      assert.deepEqual(whole.images.shape, [3, 3, 5, 7]);
+      assert.deepEqual(Array.from(whole.images.dataSync() as Float32Array), Array.from(plain.images.dataSync() as Float32Array));
+      free(whole);
+      free(plain);
+    }
   });
 
   test('channels-last memory format on request', async () => {

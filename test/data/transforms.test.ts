@@ -12,9 +12,13 @@ import {
   horizontalFlip,
   imagenetEvalTransforms,
   outputSize,
+  imagenetTrainTransforms,
   planGeometry,
   randomCrop,
+  randomResizedCrop,
+  RESIZED_CROP_DRAWS,
   resize,
+  resizedCropBox,
   resizedSize,
   roundHalfEven,
   sampleUniform,
@@ -166,4 +170,82 @@ test('output size and checks on transform lists', () => {
   assert.throws(() => centerCrop([3, 2.5]), /centerCrop: width must be a positive integer, got 2.5/);
   assert.throws(() => randomCrop(3, { padding: -1 }), /padding must be a non-negative integer, got -1/);
   assert.throws(() => horizontalFlip(1.5), /horizontalFlip: p must be in \[0, 1\], got 1.5/);
+});
+
+test("random-resized crop: torchvision's get_params rule worked by hand, fallback included", () => {
+  const t = randomResizedCrop(224);
+  assert.deepEqual(t, { kind: 'randomResizedCrop', height: 224, width: 224, scale: [0.08, 1], ratio: [3 / 4, 4 / 3], interpolation: 'linear' });
+  // All draws 0.5 on 500x375: area 187500 * (0.08 + 0.5 * 0.92) = 101250, ratio exp(mean of logs) = 1,
+  // sides round(sqrt(101250)) = 318; top floor(0.5 * 58) = 29, left floor(0.5 * 183) = 91.
+  assert.deepEqual(resizedCropBox(t, 500, 375, () => 0.5), { left: 91, top: 29, width: 318, height: 318 });
+  // Ten tries of the whole area at ratio 2 never fit a square: the fallback clamps the image's ratio into [2, 2].
+  const wide = randomResizedCrop(8, { scale: [1, 1], ratio: [2, 2] });
+  assert.deepEqual(resizedCropBox(wide, 100, 100, () => 0.3), { left: 0, top: 25, width: 100, height: 50 });
+  const tall = randomResizedCrop(8, { scale: [1, 1], ratio: [0.5, 0.5] });
+  assert.deepEqual(resizedCropBox(tall, 100, 100, () => 0.3), { left: 25, top: 0, width: 50, height: 100 });
+  // Ratio inside the range but the area cannot fit: the whole image (floor offsets, 0 here).
+  assert.deepEqual(resizedCropBox(randomResizedCrop(8, { scale: [1, 1], ratio: [0.9, 1.1] }), 7, 7, () => 0.99), { left: 0, top: 0, width: 7, height: 7 });
+  // A try that fits on the third attempt: draws 0..3 ask for the whole area at ratio 4/3 on a square (misses), draw 4 a small area.
+  const draws = [1 - 1e-9, 1 - 1e-9, 1 - 1e-9, 1 - 1e-9, 0, 0.5];
+  const box = resizedCropBox(t, 100, 100, (k) => draws[k] ?? 0);
+  assert.deepEqual(box, { left: 0, top: 0, width: 28, height: 28 }); // round(sqrt(800)) = 28
+});
+
+test('random-resized crop: scale [1, 1] and the image ratio take the whole image (a plain resize)', () => {
+  for (const [w, h] of [[500, 375], [375, 500], [640, 480], [13, 7]] as const) {
+    const t = randomResizedCrop([5, 6], { scale: [1, 1], ratio: [w / h, w / h] });
+    for (let i = 0; i < 20; i++) {
+      assert.deepEqual(resizedCropBox(t, w, h, (k) => sampleUniform(1, 0, i, k)), { left: 0, top: 0, width: w, height: h });
+    }
+  }
+});
+
+test('random-resized crop: seeded per (seed, epoch, index), different across epochs, inside the image and the ranges', () => {
+  const t = randomResizedCrop(224);
+  const box = (seed: number, epoch: number, index: number): string =>
+    JSON.stringify(resizedCropBox(t, 500, 375, (k) => sampleUniform(seed, epoch, index, k)));
+  assert.equal(box(3, 1, 7), box(3, 1, 7));
+  const epochs = new Set(Array.from({ length: 10 }, (_, e) => box(3, e, 7)));
+  assert.equal(epochs.size, 10, 'each epoch gives another crop');
+  assert.notEqual(box(3, 1, 7), box(3, 1, 8));
+  assert.notEqual(box(3, 1, 7), box(4, 1, 7));
+  let fallbacks = 0;
+  for (let i = 0; i < 2000; i++) {
+    const b = resizedCropBox(t, 500, 375, (k) => sampleUniform(0, 0, i, k));
+    assert.ok(b.left >= 0 && b.top >= 0 && b.left + b.width <= 500 && b.top + b.height <= 375, JSON.stringify(b));
+    const area = (b.width * b.height) / (500 * 375);
+    // Rounding each side moves the area and ratio a little past the drawn values.
+    assert.ok(area > 0.07 && area <= 1, `area ${area}`);
+    const r = b.width / b.height;
+    if (b.width === 500 && b.height === 375) fallbacks++;
+    else assert.ok(r > 0.74 && r < 1.35, `ratio ${r}`);
+  }
+  assert.ok(fallbacks < 20, `${fallbacks} fallbacks`);
+});
+
+test('random-resized crop: output size, its place in a pipeline, and the draws it reserves', () => {
+  assert.deepEqual(outputSize([randomResizedCrop([10, 12])]), [10, 12]);
+  assert.deepEqual(outputSize(imagenetTrainTransforms(299)), [299, 299]);
+  assert.deepEqual(imagenetTrainTransforms(224), [randomResizedCrop(224), horizontalFlip(0.5)]);
+  // The decoder hands planGeometry the image at its output size; the flip after it takes the first draw past the block.
+  const asked: number[] = [];
+  const m = planGeometry([randomResizedCrop([4, 6]), horizontalFlip(0.5)], 6, 4, (k) => (asked.push(k), 0));
+  assert.deepEqual(asked, [RESIZED_CROP_DRAWS]);
+  assert.deepEqual(m, { width: 6, height: 4, ax: -1, bx: 5, by: 0, x0: 0, x1: 5, y0: 0, y1: 3 });
+  assert.throws(() => validateTransforms([horizontalFlip(), randomResizedCrop(4)]), /transforms\[1\]: randomResizedCrop must be the first transform/);
+  assert.throws(() => validateTransforms([resize(8), randomResizedCrop(4)]), /transforms\[1\]: randomResizedCrop must be the first transform/);
+  validateTransforms(imagenetTrainTransforms());
+});
+
+test('random-resized crop: bad options are errors naming the option', () => {
+  assert.throws(() => randomResizedCrop(0), /randomResizedCrop: size must be a positive integer, got 0/);
+  assert.throws(() => randomResizedCrop(8, { scale: [0, 1] }), /randomResizedCrop: scale must be \[min, max\] with 0 < min <= max <= 1, got \[0,1\]/);
+  assert.throws(() => randomResizedCrop(8, { scale: [0.5, 1.5] }), /randomResizedCrop: scale must be .*got \[0.5,1.5\]/);
+  assert.throws(() => randomResizedCrop(8, { scale: [0.9, 0.1] }), /randomResizedCrop: scale must be .*got \[0.9,0.1\]/);
+  assert.throws(() => randomResizedCrop(8, { scale: [0.5] as never }), /randomResizedCrop: scale must be/);
+  assert.throws(() => randomResizedCrop(8, { ratio: [0, 1] }), /randomResizedCrop: ratio must be \[min, max\] with 0 < min <= max, got \[0,1\]/);
+  assert.throws(() => randomResizedCrop(8, { ratio: [-1, 1] }), /randomResizedCrop: ratio must be/);
+  assert.throws(() => randomResizedCrop(8, { ratio: [2, 1] }), /randomResizedCrop: ratio must be .*got \[2,1\]/);
+  assert.throws(() => randomResizedCrop(8, { ratio: [1, Infinity] }), /randomResizedCrop: ratio must be .*got \[1,null\]/);
+  assert.throws(() => randomResizedCrop(8, { interpolation: 'bogus' as never }), /randomResizedCrop: interpolation must be one of/);
 });
