@@ -70,5 +70,7 @@ void initFused(Napi::Env env, Napi::Object exports);
 void initDistributed(Napi::Env env, Napi::Object exports);
 // TorchScript modules through libtorch's JIT (native/jit.cc).
 void initJit(Napi::Env env, Napi::Object exports);
+// JPEG decode + crop + PIL-style bilinear resize on libuv's pool (native/jpeg.cc).
+void initJpeg(Napi::Env env, Napi::Object exports);
 
 }  // namespace advml

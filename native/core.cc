@@ -521,6 +521,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   advml::initFused(env, exports);
   advml::initDistributed(env, exports);
   advml::initJit(env, exports);
+  advml::initJpeg(env, exports);
   return exports;
 }
 

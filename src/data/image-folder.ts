@@ -4,9 +4,12 @@
  *
  * Only the file list lives in memory; images are read and decoded when a batch
  * asks for them, so a set far larger than memory streams from disk. Reading
- * and decoding (and the resize) run in `sharp` (libvips) on libuv's worker
- * threads, off the main thread; the main thread only copies the decoded bytes
- * into the batch, and libtorch converts the batch to float in one op.
+ * and decoding (and the resize) run on libuv's worker threads, off the main
+ * thread: JPEGs under a first bilinear resize or random-resized crop in
+ * advml's native path (libjpeg-turbo + PIL's bilinear resampling,
+ * native/jpeg.cc), everything else in `sharp` (libvips). The main thread only
+ * copies the decoded bytes into the batch, and libtorch converts the batch to
+ * float in one op.
  *
  * A file that cannot be read or decoded is left out of its batch, reported
  * through `onWarning` with its path, and listed in the batch's `skipped`; it
@@ -17,6 +20,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import type { Sharp, SharpOptions } from 'sharp';
 import { type MemoryFormat, scope, tensor, zeros } from '../engine/index.js';
+import { jpegDecodeCrop, readJpegHeader } from '../engine/jpeg.js';
 import { type Batch, type Dataset, type GetOptions, type SkippedSample, checkIndices } from './dataset.js';
 import {
   type ImageTransform,
@@ -277,8 +281,26 @@ export class ImageFolder implements Dataset {
     const buf = await readFile(join(this.root, this.files[index] as string));
     const options: SharpOptions = { failOn: this.opts.failOn };
     const uniform = (k: number): number => sampleUniform(seed, epoch, index, k);
-    let img = this.sharp(buf, options);
     const first = this.transforms[0];
+    if ((first?.kind === 'resize' || first?.kind === 'randomResizedCrop') && first.interpolation === 'linear') {
+      // JPEGs without a rotation go through the native path: libjpeg-turbo, then PIL's bilinear
+      // resampling of the box (torchvision's own), on libuv's pool. Everything else stays in sharp.
+      const header = readJpegHeader(buf);
+      if (header && header.orientation === 1) {
+        const box =
+          first.kind === 'resize'
+            ? { left: 0, top: 0, width: header.width, height: header.height }
+            : resizedCropBox(first, header.width, header.height, uniform);
+        const out = first.kind === 'resize' ? resizedSize(header.width, header.height, first.size) : { width: first.width, height: first.height };
+        const plan = planGeometry(this.transforms, out.width, out.height, uniform);
+        // A mirror of the whole output is done in the decoder, leaving the main thread a plain copy.
+        const flip = plan.ax === -1 && plan.bx === out.width - 1 && plan.by === 0 && plan.width === out.width && plan.height === out.height &&
+          plan.x0 === 0 && plan.x1 === out.width - 1 && plan.y0 === 0 && plan.y1 === out.height - 1;
+        const data = await jpegDecodeCrop(buf, { ...box, outWidth: out.width, outHeight: out.height, flip, failOn: this.opts.failOn });
+        return { data, width: out.width, height: out.height, plan: flip ? { ...plan, ax: 1, bx: 0 } : plan };
+      }
+    }
+    let img = this.sharp(buf, options);
     if (first?.kind === 'resize' || first?.kind === 'randomResizedCrop') {
       const meta = await img.metadata();
       if (!meta.width || !meta.height) throw new Error('the image has no size');

@@ -54,7 +54,8 @@ export type OpName =
   'var' | 'where' | 'zero_' | 'zeros' | 'zerosLike'
   | 'jitLoad' | 'jitFree' | 'jitParameters' | 'jitBuffers' | 'jitTrain' | 'jitForward' | 'jitSave' | 'jitMethods' | 'jitFreeze'
   | 'distInit' | 'distDestroy' | 'distAllReduce' | 'distAllReduceAutograd' | 'distBroadcast' | 'distAllGather' | 'distBarrier'
-  | 'distReducer' | 'distReducerBuckets' | 'distReducerPrepare' | 'distReducerFinish';
+  | 'distReducer' | 'distReducerBuckets' | 'distReducerPrepare' | 'distReducerFinish'
+  | 'jpegDecodeCrop';
 
 /** The op table. Each entry throws an Error whose message starts with the op's name. */
 export type NativeModule = Record<OpName, (...args: NativeArg[]) => unknown>;
