@@ -29,7 +29,7 @@
 // The collectives are addon ops that take and return tensor handles, like the
 // engine's own ops; this is the one module outside src/engine that calls the
 // addon directly.
-import { native, type Handle, type NativeArg } from '../engine/native.js';
+import { native, type Handle } from '../engine/native.js';
 import { Tensor, isFloating, tensor } from '../engine/index.js';
 
 /** How all-reduce combines the ranks' values. `'avg'` sums, then divides by the world size (floating dtypes only). */
@@ -123,10 +123,6 @@ export const DEFAULT_BUCKET_BYTES = 25 * 1024 * 1024;
 /** Default size of the first bucket: 1 MiB, as DDP's first bucket. */
 export const DEFAULT_FIRST_BUCKET_BYTES = 1024 * 1024;
 
-/** The reducer's ops in the addon (native/distributed.cc). */
-type ReducerOp = 'distReducer' | 'distReducerBuckets' | 'distReducerPrepare' | 'distReducerFinish';
-const reducerOps = native as unknown as Record<ReducerOp, (...args: NativeArg[]) => unknown>;
-
 /**
  * Sums gradients across the ranks while backward runs, as PyTorch's
  * DistributedDataParallel does: the parameters are grouped into buckets of
@@ -158,7 +154,7 @@ export class GradientReducer {
     this.params = params;
     this.handle = groupHandle && params.length
       ? group.callNative('allReduce', timeoutMs, () =>
-        reducerOps.distReducer(groupHandle, params.map((p) => p.handle), bucketBytes, firstBucketBytes, timeoutMs)) as Handle
+        native.distReducer(groupHandle, params.map((p) => p.handle), bucketBytes, firstBucketBytes, timeoutMs)) as Handle
       : null;
   }
 
@@ -167,7 +163,7 @@ export class GradientReducer {
    * {@link params}. Empty for a single process.
    */
   buckets(): number[][] {
-    return this.handle ? reducerOps.distReducerBuckets(this.handle) as number[][] : [];
+    return this.handle ? native.distReducerBuckets(this.handle) as number[][] : [];
   }
 
   /**
@@ -178,7 +174,7 @@ export class GradientReducer {
   prepare(loss?: Tensor): void {
     if (!this.handle) return;
     this.group.callNative('allReduce', this.timeoutMs, () =>
-      reducerOps.distReducerPrepare(this.groupHandle as Handle, this.handle as Handle, loss?.handle));
+      native.distReducerPrepare(this.groupHandle as Handle, this.handle as Handle, loss?.handle));
   }
 
   /**
@@ -191,7 +187,7 @@ export class GradientReducer {
   finish(): { sentDuringBackward: number; buckets: number } {
     if (!this.handle) return { sentDuringBackward: 0, buckets: 0 };
     const sent = this.group.callNative('allReduce', this.timeoutMs, () =>
-      reducerOps.distReducerFinish(this.groupHandle as Handle, this.handle as Handle)) as number;
+      native.distReducerFinish(this.groupHandle as Handle, this.handle as Handle)) as number;
     return { sentDuringBackward: sent, buckets: this.buckets().length };
   }
 }
