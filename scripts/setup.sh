@@ -11,7 +11,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 need=()
 # libopenblas0-pthread becomes the libblas.so.3 that libtorch calls: several times faster at batch 1 (docs/benchmarks.md).
-for pkg in libtorch-dev libgloo-dev libopenblas0-pthread python3-torch g++ make python3 dataset-fashion-mnist python3-skimage python3-torchvision chromium libjpeg62-turbo-dev; do
+for pkg in libtorch-dev libgloo-dev libopenblas0-pthread python3-torch g++ make python3 dataset-fashion-mnist python3-skimage python3-torchvision python3-pil chromium libjpeg62-turbo-dev; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
