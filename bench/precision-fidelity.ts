@@ -205,12 +205,11 @@ async function photoViews(model: Classifier, count: number): Promise<TensorDatas
       parts.push(batch.images);
       batch.labels.dispose();
     }
-    // Image folders give [0, 1]; the model takes its own input range ([0, 255] for this ResNet50).
-    const [lo, hi] = model.inputRange;
-    const images = scope(() => cat(parts).narrow(0, 0, count).mul(hi - lo).add(lo).keep());
+    // Image folders give [0, 1]; the classifier maps them onto its own input range ([0, 255] for this ResNet50).
+    const images = scope(() => cat(parts).narrow(0, 0, count).keep());
     for (const t of parts) t.dispose();
-    const labels = noGrad(() => scope(() => model.logits(images).argmax(1).keep()));
-    return new TensorDataset(images, labels, { name: 'photo views' });
+    const labels = noGrad(() => scope(() => model.logits(model.fromData(images, [0, 1], 'the photo views')).argmax(1).keep()));
+    return new TensorDataset(images, labels, { name: 'photo views', range: [0, 1] });
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -23,6 +23,9 @@ type Row = (typeof ROWS)[number];
 const PAPER_ATTACKS: A.MethodName[] = ['fgsm', 'step-ll', 'r-step-ll', 'basic-iter', 'iter-ll'];
 const TRANSFER_ATTACKS: A.MethodName[] = ['fgsm', 'step-ll'];
 
+/** Steps between the checkpoints a --resume goes on from. */
+const CHECKPOINT_EVERY = 500;
+
 export const harden: Command = {
   name: 'harden',
   help: `Usage: advml harden [options]
@@ -43,13 +46,18 @@ Options:
   --restarts N        PGD-40 restarts (default 5)
   --queries N         Square's query budget in the suite (default 5000)
   --out FILE          the Markdown table (default docs/hardening.md); JSON beside it
-  --checkpoints DIR   where the trained models go (default runs/harden)
+  --checkpoints DIR   where the trained models go (default runs/harden), with
+                      a checkpoint every ${CHECKPOINT_EVERY} steps
+  --resume            continue from the models in --checkpoints (same options):
+                      finished ones are read back, an interrupted one goes on
+                      from its last checkpoint
   -h, --help          show this help`,
   async run(argv) {
     const { values: o } = parseOptions('harden', argv, {
       datasets: { type: 'string', default: 'mnist,fashion-mnist' }, recipes: { type: 'string', default: ROWS.join(',') },
       epochs: { type: 'string' }, 'train-images': { type: 'string' }, 'eval-images': { type: 'string' }, restarts: { type: 'string' },
       queries: { type: 'string' }, out: { type: 'string', default: 'docs/hardening.md' }, checkpoints: { type: 'string', default: join('runs', 'harden') },
+      resume: { type: 'boolean', default: false },
     });
     const datasets = o.datasets.split(',') as DatasetName[];
     for (const d of datasets) if (!(d in HARDENING_EPS)) throw new UsageError(`advml harden: unknown dataset '${d}' (mnist, fashion-mnist)`);
@@ -63,6 +71,7 @@ Options:
       restarts: positiveInt('harden', 'restarts', o.restarts, 5),
       queries: positiveInt('harden', 'queries', o.queries, 5000),
       workDir: o.checkpoints,
+      resume: o.resume,
     };
     makeDirectorySync(settings.workDir);
     const command = `advml harden ${argv.join(' ')}`.trim();
@@ -78,7 +87,9 @@ const HEADER = `# Hardening: the recipes side by side
 Each dataset's section says the command that produced it, how long it took on this machine and how many test
 images it evaluated. Accuracies are top-1 in %, with 95% intervals; eps in pixel units (0-255). PGD-40 runs its
 restarts on the images still unbroken; AutoAttack is the standard suite; transfer is the accuracy on examples made
-on an independently trained plain model (plain-c). The recipes and their settings: [training](training.md).
+on an independently trained plain model (plain-c). Training time leaves out the overfitting guard's evaluations; a
+model continued with \`--resume\` counts the time of every run that trained it. The recipes and their settings:
+[training](training.md).
 `;
 
 interface Settings {
@@ -89,6 +100,7 @@ interface Settings {
   restarts: number;
   queries: number;
   workDir: string;
+  resume: boolean;
 }
 
 interface Trained {
@@ -123,32 +135,27 @@ async function hardenDataset(d: DatasetName, s: Settings, command: string): Prom
       p.spec.options.seed = seed;
       p.config.seed = seed;
       if (s.epochs !== undefined) p.config.epochs = s.epochs;
-      p.config.checkpointEvery = 0;
+      p.config.checkpointEvery = CHECKPOINT_EVERY;
       edit(p);
       const model = buildClassifier(p.spec);
       const bar = progressBar(`${d} ${name}`);
-      const collapses: string[] = [];
       const guardImages = Array.from({ length: Math.min(GUARD_IMAGES, test.length) }, (_, i) => i);
-      let guardSeconds = 0;
       const heldOut = p.config.guard
         ? async (m: Classifier) => {
-            const t1 = performance.now();
             const r = await evaluate(m, test, { methods: ['pgd'], eps: [eps], indices: guardImages, auditProbes: false });
-            guardSeconds += (performance.now() - t1) / 1000;
             return { clean: r.clean.top1.value, adversarial: r.cells[0]!.top1.value, what: `pgd at eps ${eps} on ${guardImages.length} test images` };
           }
         : undefined;
-      const t0 = performance.now();
-      await runTraining({
-        model, train, config: p.config, checkpoint: join(s.workDir, `${d}-${name}.safetensors`), sources, heldOut,
+      const result = await runTraining({
+        model, train, config: p.config, checkpoint: join(s.workDir, `${d}-${name}.safetensors`), resume: s.resume, sources, heldOut,
         onEvent: (e) => {
           if (e.type === 'step') bar.update(e.step, e.totalSteps, { loss: e.loss });
-          if (e.type === 'guard' && e.collapsed) collapses.push(`step ${e.step}: ${pct(e.robust)}% (best ${pct(e.best)}%)`);
         },
       });
       bar.done();
-      // The guard's own evaluations are not training time.
-      const t: Trained = { name, preset: presetName, model, seconds: (performance.now() - t0) / 1000 - guardSeconds, collapses: p.config.guard ? collapses : null };
+      // The guard's own evaluations are not training time; a resumed model's time includes its earlier runs'.
+      const t: Trained = { name, preset: presetName, model, seconds: result.trainSeconds,
+        collapses: result.collapses?.map((v) => `step ${v.step}: ${pct(v.robust)}% (best ${pct(v.best)}%)`) ?? null };
       trained.push(t);
       return t;
     };

@@ -14,7 +14,7 @@ import { type Classifier, MAX_WIDTH, type PartialContract, buildClassifier, fore
 import { makeDirectorySync, writeFileAtomicSync } from '../io/index.js';
 import {
   type Collective, DEFAULT_GUARD_DROP, GUARD_ACTIONS, type GuardAction, type HeldOut, type OptimizerName, PRESETS, type Preset, RECIPES, RECIPE_NAMES, type RecipeName,
-  type SourceModel, type TrainEvent, parseEpsSpec, runTraining,
+  SCHEDULE_NAMES, type ScheduleName, type SourceModel, type TrainEvent, parseEpsSpec, runTraining,
 } from '../training/index.js';
 import { type Command, UsageError, nonNegativeInt, numberOption, parseOptions, positiveInt } from './command.js';
 import type { NumberSpec } from '../io/index.js';
@@ -74,6 +74,9 @@ ${RECIPE_NAMES.map((r) => `                          ${r.padEnd(12)} ${RECIPES[r
   --delay D             clean-only steps before adversarial examples
   --optimizer NAME      sgd, rmsprop, rmsprop-tf, adam
   --lr R                learning rate; --lr-decay F every --decay-epochs E
+  --lr-schedule NAME    exponential (default: --lr, times --lr-decay every
+                        --decay-epochs) or cyclic (fast AT's: 0 up to --lr at
+                        2/5 of the run, back to 0 at its end)
   --momentum M, --weight-decay W, --label-smoothing S
   --width RHO           width multiplier of the model, in (0, ${MAX_WIDTH}]
   --dropout P           dropout probability before the classifier (MNIST CNN:
@@ -116,7 +119,7 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
       out: { type: 'string' }, preset: { type: 'string', default: 'mnist' }, resume: { type: 'boolean' }, init: { type: 'string' },
       epochs: { type: 'string' }, steps: { type: 'string' }, batch: { type: 'string' }, k: { type: 'string' }, 'adv-fraction': { type: 'string' },
       lambda: { type: 'string' }, method: { type: 'string' }, label: { type: 'string' }, eps: { type: 'string' }, delay: { type: 'string' },
-      optimizer: { type: 'string' }, lr: { type: 'string' }, 'lr-decay': { type: 'string' }, 'decay-epochs': { type: 'string' },
+      optimizer: { type: 'string' }, lr: { type: 'string' }, 'lr-schedule': { type: 'string' }, 'lr-decay': { type: 'string' }, 'decay-epochs': { type: 'string' },
       momentum: { type: 'string' }, 'weight-decay': { type: 'string' }, 'label-smoothing': { type: 'string' }, width: { type: 'string' }, dropout: { type: 'string' },
       activation: { type: 'string' }, seed: { type: 'string' }, limit: { type: 'string' }, 'checkpoint-every': { type: 'string' },
       'eval-every': { type: 'string' }, 'eval-images': { type: 'string' }, 'eval-method': { type: 'string' }, 'eval-eps': { type: 'string' },
@@ -195,6 +198,10 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
       c.optimizer.name = o.optimizer as OptimizerName;
     }
     c.optimizer.lr = num('lr', o.lr, pos) ?? c.optimizer.lr;
+    if (o['lr-schedule'] !== undefined) {
+      if (!SCHEDULE_NAMES.includes(o['lr-schedule'] as ScheduleName)) throw new UsageError(`advml train: --lr-schedule must be one of ${SCHEDULE_NAMES.join(', ')}, got '${o['lr-schedule']}'`);
+      c.optimizer.schedule = o['lr-schedule'] as ScheduleName;
+    }
     c.optimizer.decay = num('lr-decay', o['lr-decay'], { greaterThan: 0, max: 1 }) ?? c.optimizer.decay;
     c.optimizer.decayEpochs = num('decay-epochs', o['decay-epochs'], pos) ?? c.optimizer.decayEpochs;
     c.optimizer.momentum = num('momentum', o.momentum, { min: 0, max: 1 }) ?? c.optimizer.momentum;
@@ -295,7 +302,7 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
         return signalName === 'SIGINT' ? 130 : 143;
       }
       const fe = r.finalEval;
-      if (lead) console.log(`trained ${r.steps} steps; checkpoint ${checkpoint}${handBack ? `, trained model ${handBack}` : ''}` + (fe ? `; clean ${(fe.clean * 100).toFixed(1)}%, ${fe.what}: ${(fe.adversarial * 100).toFixed(1)}%` : ''));
+      if (lead) console.log(`trained ${r.steps} steps in ${r.trainSeconds.toFixed(0)} s; checkpoint ${checkpoint}${handBack ? `, trained model ${handBack}` : ''}` + (fe ? `; clean ${(fe.clean * 100).toFixed(1)}%, ${fe.what}: ${(fe.adversarial * 100).toFixed(1)}%` : ''));
       if (test && finalMethods.length) {
         // The recipe's own evaluation: top-1 and top-5 with intervals under the paper's attacks (every rank takes its shard).
         const n = Math.min(evalImages, test.length);

@@ -41,6 +41,24 @@ export function cosineDecay(opts: { initial: number; totalSteps: number; min?: n
   return (step) => min + ((opts.initial - min) * (1 + Math.cos((Math.PI * Math.min(step, opts.totalSteps)) / opts.totalSteps))) / 2;
 }
 
+/**
+ * The triangular one-cycle schedule of fast adversarial training (Wong et al.
+ * 2020): linear from 0 up to `peak` at `peakAt` of the run (default 2/5), then
+ * linear down to 0 at totalSteps. Step s is given the rate of the point
+ * (s + 1) / totalSteps, as the reference's per-batch update, so the first
+ * step's rate is not 0; 0 after totalSteps.
+ */
+export function cyclic(opts: { peak: number; totalSteps: number; peakAt?: number }): Schedule {
+  positive('cyclic peak', opts.peak);
+  positive('cyclic totalSteps', opts.totalSteps);
+  const peakAt = opts.peakAt ?? 0.4;
+  if (!(peakAt > 0 && peakAt < 1)) throw new Error(`cyclic peakAt must be in (0, 1), got ${peakAt}`);
+  return (step) => {
+    const t = Math.min(1, (step + 1) / opts.totalSteps);
+    return t <= peakAt ? (opts.peak * t) / peakAt : (opts.peak * (1 - t)) / (1 - peakAt);
+  };
+}
+
 /** A constant rate. */
 export function constant(lr: number): Schedule {
   return () => lr;

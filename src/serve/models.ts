@@ -31,7 +31,7 @@ const DEMO_DESCRIPTIONS: Record<DemoRole, string> = {
 };
 
 /** Version of the quick-training recipe, in the cache folder's name: a new recipe never reuses old files. */
-const DEMO_RECIPE_VERSION = 2;
+const DEMO_RECIPE_VERSION = 3;
 
 /** Name of the ImageNet ResNet50 in the API. */
 export const RESNET50 = 'resnet50';

@@ -38,6 +38,8 @@ export class OverfitGuard {
   readonly action: GuardAction;
   private best = -Infinity;
   private bestStep = -1;
+  /** Every collapse seen, in order, including those before a resume. */
+  private readonly seen: GuardVerdict[] = [];
 
   constructor(config: GuardConfig) {
     this.drop = config.drop ?? DEFAULT_GUARD_DROP;
@@ -53,17 +55,28 @@ export class OverfitGuard {
       this.best = robust;
       this.bestStep = step;
     }
-    return { step, robust, best: this.best, bestStep: this.bestStep, collapsed };
+    const verdict = { step, robust, best: this.best, bestStep: this.bestStep, collapsed };
+    if (collapsed) this.seen.push(verdict);
+    return verdict;
+  }
+
+  get collapses(): readonly GuardVerdict[] {
+    return this.seen;
   }
 
   /** What a checkpoint keeps, so a resumed run remembers the best so far. */
   state(): { [key: string]: Json } {
-    return { best: Number.isFinite(this.best) ? this.best : null, bestStep: this.bestStep };
+    const collapses = this.seen.map((v) => ({ step: v.step, robust: v.robust, best: v.best, bestStep: v.bestStep }));
+    return { best: Number.isFinite(this.best) ? this.best : null, bestStep: this.bestStep, collapses };
   }
 
   restore(s: unknown): void {
-    const o = (s ?? {}) as { best?: unknown; bestStep?: unknown };
+    const o = (s ?? {}) as { best?: unknown; bestStep?: unknown; collapses?: unknown };
     if (typeof o.best === 'number') this.best = o.best;
     if (typeof o.bestStep === 'number') this.bestStep = o.bestStep;
+    const isVerdict = (v: unknown): v is Omit<GuardVerdict, 'collapsed'> =>
+      typeof v === 'object' && v !== null && ['step', 'robust', 'best', 'bestStep'].every((k) => typeof (v as Record<string, unknown>)[k] === 'number');
+    this.seen.length = 0;
+    if (Array.isArray(o.collapses)) for (const v of o.collapses) if (isVerdict(v)) this.seen.push({ ...v, collapsed: true });
   }
 }

@@ -7,22 +7,31 @@
  * state, the generators and the position in the epoch, so a resumed run
  * reaches the same weights as one that never stopped.
  */
-import { copyFileSync, existsSync, renameSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, renameSync } from 'node:fs';
 import { type ConcretePrecision, type Precision, isPrecision, resolvePrecision, tensor } from '../engine/index.js';
 import type { Dataset } from '../data/dataset.js';
 import { DataLoader } from '../data/loader.js';
-import { type Json, disposeCheckpoint, loadCheckpointSync, saveCheckpointSync } from '../io/index.js';
+import { type Json, disposeCheckpoint, loadCheckpointSync, saveCheckpointSync, writeFileAtomicSync } from '../io/index.js';
 import { type Classifier } from '../models/classifier.js';
 import { type ModelSpec, specJson } from '../models/registry.js';
-import { Adam, type Optimizer, RMSProp, SGD, type Schedule, constant, exponentialDecay } from '../optim/index.js';
+import { Adam, type Optimizer, RMSProp, SGD, type Schedule, constant, cyclic, exponentialDecay } from '../optim/index.js';
 import { type AdversarialConfig, AdversarialTrainer, type Collective, type SourceModel, type StepStats } from './trainer.js';
 import { type GuardConfig, type GuardVerdict, OverfitGuard } from './guard.js';
 
 export type OptimizerName = 'sgd' | 'rmsprop' | 'rmsprop-tf' | 'adam';
 
+export type ScheduleName = 'exponential' | 'cyclic';
+export const SCHEDULE_NAMES: readonly ScheduleName[] = ['exponential', 'cyclic'];
+
 export interface OptimizerConfig {
   name: OptimizerName;
+  /** The rate; with the cyclic schedule, its peak. */
   lr: number;
+  /**
+   * 'exponential' (default): lr, times `decay` every `decayEpochs` (constant without decay);
+   * 'cyclic': fast AT's triangle, 0 up to lr at 2/5 of the run and back to 0 at its end.
+   */
+  schedule?: ScheduleName;
   momentum?: number;
   weightDecay?: number;
   /** Multiply the rate by this every `decayEpochs` epochs (the paper: 0.94 every 2). */
@@ -114,6 +123,31 @@ export interface RunResult {
   finalEval: HeldOut | null;
   /** The guard's verdict when it stopped the run (or rolled it back). */
   collapse: GuardVerdict | null;
+  /**
+   * Seconds spent training, over every run that wrote the checkpoint (a resumed run adds its own to what the
+   * checkpoint recorded), held-out evaluations excluded.
+   */
+  trainSeconds: number;
+  /** The guard's collapses over every run that wrote the checkpoint; null without a guard. */
+  collapses: readonly GuardVerdict[] | null;
+}
+
+/**
+ * Where the training time so far is kept, beside the checkpoint: outside it, so that two runs with the same seed
+ * still write byte-identical checkpoints.
+ */
+export function trainTimePath(checkpoint: string): string {
+  return checkpoint.replace(/(\.safetensors)?$/, '.time.json');
+}
+
+/** The training seconds a time file records, or 0 when there is none or it cannot be read (the time is then counted from here). */
+function readTrainSeconds(checkpoint: string): number {
+  try {
+    const v = (JSON.parse(readFileSync(trainTimePath(checkpoint), 'utf8')) as { trainSeconds?: unknown }).trainSeconds;
+    return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0;
+  } catch {
+    return 0;
+  }
 }
 
 /** Where the guard keeps the last weights before a collapse, beside the checkpoint. */
@@ -136,14 +170,19 @@ function makeOptimizer(c: OptimizerConfig, params: ReturnType<Classifier['module
   }
 }
 
-function makeSchedule(c: OptimizerConfig, stepsPerEpoch: number): Schedule {
+function makeSchedule(c: OptimizerConfig, stepsPerEpoch: number, totalSteps: number): Schedule {
+  const name = c.schedule ?? 'exponential';
+  if (!SCHEDULE_NAMES.includes(name)) throw new Error(`unknown learning-rate schedule '${String(name)}': expected ${SCHEDULE_NAMES.join(' or ')}`);
+  if (name === 'cyclic') return cyclic({ peak: c.lr, totalSteps });
   if (c.decay === undefined || c.decay === 1) return constant(c.lr);
   return exponentialDecay({ initial: c.lr, rate: c.decay, decaySteps: (c.decayEpochs ?? 1) * stepsPerEpoch });
 }
 
 /** The parts of the config a resumed run must share with the original, with the precision the run resolved. */
-function fingerprint(c: TrainConfig, precision: ConcretePrecision): string {
-  return JSON.stringify({ batchSize: c.batchSize, adversarial: c.adversarial, optimizer: c.optimizer, seed: c.seed, precision });
+function fingerprint(c: TrainConfig, precision: ConcretePrecision, totalSteps: number): string {
+  // The cyclic schedule's rates depend on the run's length, so a resumed run must keep it.
+  const cycle = c.optimizer.schedule === 'cyclic' ? { cycleSteps: totalSteps } : {};
+  return JSON.stringify({ batchSize: c.batchSize, adversarial: c.adversarial, optimizer: c.optimizer, seed: c.seed, precision, ...cycle });
 }
 
 type JsonRecord = { [k: string]: Json };
@@ -189,18 +228,24 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const rank = group?.rank ?? 0;
   const loader = new DataLoader(o.train, c.batchSize, { seed: c.seed, shuffle: true, rank, worldSize: group?.worldSize ?? 1 });
   const optimizer = makeOptimizer(c.optimizer, o.model.module.parameters());
-  const schedule = makeSchedule(c.optimizer, loader.batchesPerEpoch);
+  const totalSteps = Math.min(c.maxSteps ?? Infinity, c.epochs * loader.batchesPerEpoch);
+  const schedule = makeSchedule(c.optimizer, loader.batchesPerEpoch, totalSteps);
   // The trainer resolves the precision ('auto') once; the run's fingerprint and checkpoints record that.
   const trainer = new AdversarialTrainer(o.model, optimizer, c.adversarial, { seed: c.seed, schedule, group, precision: c.precision, sources: o.sources });
-  const settings = fingerprint(c, trainer.precision);
+  const settings = fingerprint(c, trainer.precision, totalSteps);
   const guard = c.guard ? new OverfitGuard(c.guard) : null;
   if (guard && !o.heldOut) throw new Error('the overfitting guard reads the held-out evaluation: give the run one (evalEvery sets how often)');
-  const totalSteps = Math.min(c.maxSteps ?? Infinity, c.epochs * loader.batchesPerEpoch);
   let epoch = 0;
   let skipBatches = 0;
   // Every random stream of the run, saved in checkpoints under these names. libtorch's global
   // generator is not among them: nothing in training draws from it.
   const streams = { eps: trainer.epsGenerator, attack: trainer.attackGenerator, dropout: trainer.dropoutGenerator };
+
+  // Training time: what the checkpoint recorded, plus this run's wall time less its held-out evaluations.
+  let secondsBefore = 0;
+  let evalMs = 0;
+  const runStart = performance.now();
+  const trainSeconds = (): number => secondsBefore + (performance.now() - runStart - evalMs) / 1000;
 
   if (o.resume && existsSync(o.checkpoint)) {
     const saved = loadCheckpointSync(o.checkpoint);
@@ -224,6 +269,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
         if (state) g.setState(state);
       }
       guard?.restore(saved.config?.guard);
+      secondsBefore = readTrainSeconds(o.checkpoint);
       trainer.step = saved.step ?? 0;
       epoch = saved.epoch ?? 0;
       skipBatches = trainer.step - epoch * loader.batchesPerEpoch;
@@ -253,8 +299,11 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     return out;
   };
 
+  /** The training time the last checkpoint recorded: the run's result, so a resume starts from what it reports. */
+  let savedSeconds = 0;
   const save = (path = o.checkpoint): void => {
     const states = generatorStates();
+    savedSeconds = trainSeconds();
     if (rank !== 0) return;
     saveCheckpointSync(path, {
       model: specJson(spec),
@@ -263,8 +312,12 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       rng: states,
       step: trainer.step,
       epoch: Math.floor(trainer.step / loader.batchesPerEpoch),
-      config: { fingerprint: settings, ...(JSON.parse(JSON.stringify(c)) as JsonRecord), precision: trainer.precision, ...(guard ? { guard: guard.state() } : {}) },
+      config: {
+        fingerprint: settings, ...(JSON.parse(JSON.stringify(c)) as JsonRecord), precision: trainer.precision,
+        ...(guard ? { guard: guard.state() } : {}),
+      },
     });
+    if (path === o.checkpoint) writeFileAtomicSync(trainTimePath(path), JSON.stringify({ step: trainer.step, trainSeconds: savedSeconds }) + '\n');
     emit({ type: 'checkpoint', step: trainer.step, path });
   };
 
@@ -274,7 +327,9 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     if (!o.heldOut) return null;
     // The final evaluation of a run whose last step was just evaluated is that one.
     if (lastEval?.step === trainer.step) return lastEval.result;
+    const t0 = performance.now();
     const r = await o.heldOut(o.model, group);
+    evalMs += performance.now() - t0;
     lastEval = { step: trainer.step, result: r };
     emit({ type: 'eval', step: trainer.step, ...r });
     if (guard) {
@@ -372,7 +427,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     // Assigned inside heldOut(): TypeScript does not follow it there.
     const collapsed = collapse as GuardVerdict | null;
     if (collapsed && c.guard?.action === 'rollback') rollBack();
-    return { steps: trainer.step, stopped: stopped || collapsed !== null, finalEval, collapse: collapsed };
+    return { steps: trainer.step, stopped: stopped || collapsed !== null, finalEval, collapse: collapsed, trainSeconds: savedSeconds, collapses: guard ? guard.collapses : null };
   } finally {
     optimizer.dispose();
   }

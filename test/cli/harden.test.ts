@@ -39,3 +39,21 @@ test('advml harden: six rows, each with clean, attacks, PGD-40, AutoAttack and t
   assert.equal(again.status, 0, again.stderr);
   assert.equal((JSON.parse(readFileSync(join(dir, 'plain.json'), 'utf8')) as { clean: { top1: { value: number } } }).clean.top1.value, json.mnist.models.plain!.clean.value);
 });
+
+test('advml harden --resume reads the finished models back: the same figures, the training time carried over', { timeout: 300_000 }, () => {
+  // Runs after the test above, on the checkpoints it wrote (node:test runs a file's tests in order).
+  type Rows = Record<string, { clean: { value: number }; pgd: { value: number }; autoattack: { value: number }; seconds: number; collapses: string[] | null }>;
+  const first = (JSON.parse(readFileSync(join(dir, 'hardening.json'), 'utf8')) as { mnist: { models: Rows } }).mnist.models;
+  const out = join(dir, 'resumed.md');
+  const r = runCli(['harden', '--datasets', 'mnist', '--recipes', 'pgd-at,fast-at', '--epochs', '1', '--train-images', '512', '--eval-images', '40', '--restarts', '1',
+    '--queries', '50', '--out', out, '--checkpoints', join(dir, 'runs'), '--resume'], { timeoutMs: 300_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const again = (JSON.parse(readFileSync(join(dir, 'resumed.json'), 'utf8')) as { mnist: { models: Rows } }).mnist.models;
+  assert.deepEqual(Object.keys(again), ['plain', 'pgd-at', 'fast-at']);
+  for (const [name, row] of Object.entries(again)) {
+    const before = first[name]!;
+    assert.deepEqual([row.clean.value, row.pgd.value, row.autoattack.value, row.collapses], [before.clean.value, before.pgd.value, before.autoattack.value, before.collapses], name);
+    // Reading a finished model back adds its load and save, not another training.
+    assert.ok(row.seconds >= before.seconds && row.seconds < before.seconds + 5, `${name}: ${row.seconds} s after ${before.seconds} s`);
+  }
+});

@@ -29,7 +29,7 @@ test('advml train --init model.onnx writes DIR/model.onnx and its card, with the
     const r = runCli(['train', '--init', init, '--out', out, '--steps', '5', '--limit', '160', '--batch', '32', '--eval-images', '32', '--json'], { timeoutMs: 170_000 });
     assert.equal(r.status, 0, r.stderr);
     const handedBack = join(out, 'model.onnx');
-    assert.match(r.stdout, /trained 5 steps; checkpoint .*, trained model .*model\.onnx/);
+    assert.match(r.stdout, /trained 5 steps in \d+ s; checkpoint .*, trained model .*model\.onnx/);
     assert.ok(existsSync(handedBack), 'DIR/model.onnx written');
     const card = JSON.parse(readFileSync(join(out, 'model.card.json'), 'utf8')) as { inputShape: number[]; classes: number };
     assert.deepEqual([card.inputShape, card.classes], [[1, 28, 28], 10]);

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { type Tensor, noGrad, scope, tensor } from '../../src/index.js';
-import { Adam, type Optimizer, RMSProp, SGD, constant, cosineDecay, exponentialDecay, stepDecay } from '../../src/optim/index.js';
+import { Adam, type Optimizer, RMSProp, SGD, constant, cosineDecay, cyclic, exponentialDecay, stepDecay } from '../../src/optim/index.js';
 import { hasTorch, runPython } from '../helpers/python.js';
 
 const SHAPES = [[3, 4], [5]];
@@ -152,4 +152,20 @@ test('schedules: exponential decay (the paper: 0.045, 0.94 every 2 epochs), step
   assert.ok(Math.abs(c(500) - 0.1) < 1e-12);
   assert.equal(constant(0.3)(1234), 0.3);
   assert.throws(() => exponentialDecay({ initial: 0.1, rate: 0.9, decaySteps: 0 }), /decaySteps must be a positive/);
+});
+
+test("schedules: fast AT's cyclic triangle, 0 up to the peak at 2/5 of the run and back to 0", () => {
+  // Its reference sets the rate of batch i of epoch e to interp(e + (i + 1) / n, [0, 2E/5, E], [0, peak, 0]).
+  const c = cyclic({ peak: 5e-3, totalSteps: 100 });
+  const near = (a: number, b: number): void => assert.ok(Math.abs(a - b) < 1e-15, `${a} vs ${b}`);
+  near(c(0), 5e-3 * 0.01 / 0.4);
+  near(c(19), 5e-3 * 0.5);
+  near(c(39), 5e-3);
+  near(c(69), 5e-3 * 0.5);
+  near(c(98), 5e-3 * 0.01 / 0.6);
+  near(c(99), 0);
+  near(c(150), 0);
+  for (let s = 1; s < 100; s++) assert.ok(s <= 39 ? c(s) > c(s - 1) : c(s) < c(s - 1), `monotone on each side of the peak (step ${s})`);
+  assert.throws(() => cyclic({ peak: 0, totalSteps: 10 }), /cyclic peak must be a positive/);
+  assert.throws(() => cyclic({ peak: 1, totalSteps: 10, peakAt: 1 }), /peakAt must be in \(0, 1\)/);
 });

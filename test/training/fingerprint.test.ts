@@ -7,13 +7,13 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Json, disposeCheckpoint, loadCheckpointSync, saveCheckpointSync } from '../../src/io/index.js';
 import { TensorDataset, loadMnist } from '../../src/data/index.js';
 import { buildClassifier } from '../../src/models/index.js';
-import { type TrainConfig, type TrainEvent, readFingerprint, runTraining } from '../../src/training/index.js';
+import { type TrainConfig, type TrainEvent, readFingerprint, runTraining, trainTimePath } from '../../src/training/index.js';
 import { MNIST_SPEC } from '../helpers/checkpoints.js';
 
 const train = TensorDataset.from(loadMnist('train', { limit: 64 }));
@@ -95,4 +95,39 @@ test('an old checkpoint whose config named a precision resumes at that one', asy
   makeOld(checkpoint, 'bf16-autocast');
   await assert.rejects(run(checkpoint, config(3), true), /precision: "bf16-autocast" then, "fp32" now/);
   assert.equal(await run(checkpoint, config(3, 'bf16-autocast'), true), 2);
+});
+
+test("the cyclic schedule's rates follow its triangle, and a resume must keep the run's length", async () => {
+  const cyclicConfig = (epochs: number): TrainConfig => ({ ...config(Infinity), epochs, optimizer: { name: 'sgd', lr: 0.01, schedule: 'cyclic' } });
+  const checkpoint = join(dir, 'cyclic.safetensors');
+  const rates: number[] = [];
+  const model = buildClassifier(MNIST_SPEC);
+  try {
+    await runTraining({ model, train, config: { ...cyclicConfig(2), maxSteps: 8 }, checkpoint, onEvent: (e) => { if (e.type === 'step') rates.push(e.lr); } });
+  } finally {
+    model.dispose();
+  }
+  // 64 images in batches of 16: 8 steps over 2 epochs; step s at (s + 1) / 8 of the triangle peaking at 0.4.
+  const expected = [1, 2, 3, 4, 5, 6, 7, 8].map((n) => { const t = n / 8; return t <= 0.4 ? 0.01 * t / 0.4 : 0.01 * (1 - t) / 0.6; });
+  assert.equal(rates.length, 8);
+  rates.forEach((r, i) => assert.ok(Math.abs(r - expected[i]!) < 1e-12, `step ${i}: ${r} vs ${expected[i]}`));
+  await assert.rejects(run(checkpoint, cyclicConfig(3), true), /cycleSteps: 8 then, 12 now/);
+  assert.equal(await run(checkpoint, cyclicConfig(2), true), 8);
+});
+
+test('the training time is recorded beside each checkpoint and a resumed run adds its own to it', async () => {
+  const checkpoint = join(dir, 'seconds.safetensors');
+  const train2 = async (maxSteps: number, resume: boolean): Promise<number> => {
+    const model = buildClassifier(MNIST_SPEC);
+    try {
+      return (await runTraining({ model, train, config: config(maxSteps), checkpoint, resume })).trainSeconds;
+    } finally {
+      model.dispose();
+    }
+  };
+  const first = await train2(2, false);
+  const recorded = (JSON.parse(readFileSync(trainTimePath(checkpoint), 'utf8')) as { step: number; trainSeconds: number }).trainSeconds;
+  assert.ok(first > 0 && recorded === first, `${recorded} recorded after ${first} s`);
+  const resumed = await train2(4, true);
+  assert.ok(resumed > recorded, `${resumed} s after resuming from ${recorded} s`);
 });

@@ -200,6 +200,12 @@ test('the overfitting guard: a fall of more than drop below the best is a collap
   resumed.restore(h.state());
   assert.equal(resumed.check(2, 0.49).collapsed, true);
   assert.deepEqual({ best: resumed.check(3, 0.55).best }, { best: 0.6 });
+  // The collapses seen are kept too: a second resume still knows of the one at step 2.
+  const again = new OverfitGuard({ drop: 0.1 });
+  again.restore(JSON.parse(JSON.stringify(resumed.state())));
+  assert.equal(again.check(4, 0.3).collapsed, true);
+  assert.deepEqual(again.collapses.map((v) => [v.step, v.robust, v.best]), [[2, 0.49, 0.6], [4, 0.3, 0.6]]);
+  assert.deepEqual(g.collapses.map((v) => v.step), [4]);
   assert.throws(() => new OverfitGuard({ drop: 0 }), /guard drop/);
   assert.throws(() => new OverfitGuard({ action: 'halt' as 'stop' }), /guard action/);
 });
