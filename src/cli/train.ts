@@ -10,7 +10,7 @@ import * as A from '../attacks/index.js';
 import type { Dataset } from '../data/dataset.js';
 import { openImageNet } from '../data/index.js';
 import { evaluate } from '../evaluation/index.js';
-import { type Classifier, MAX_WIDTH, type PartialContract, buildClassifier, foreignFormatOf, loadClassifier, loadForeign, saveForeign, writeModelCard } from '../models/index.js';
+import { type Classifier, MAX_HIDDEN, MAX_WIDTH, type PartialContract, buildClassifier, foreignFormatOf, loadClassifier, loadForeign, saveForeign, writeModelCard } from '../models/index.js';
 import { makeDirectorySync, writeFileAtomicSync } from '../io/index.js';
 import {
   type Collective, DEFAULT_GUARD_DROP, GUARD_ACTIONS, type GuardAction, type HeldOut, type OptimizerName, PRESETS, type Preset, RECIPES, RECIPE_NAMES, type RecipeName,
@@ -79,6 +79,9 @@ ${RECIPE_NAMES.map((r) => `                          ${r.padEnd(12)} ${RECIPES[r
                         2/5 of the run, back to 0 at its end)
   --momentum M, --weight-decay W, --label-smoothing S
   --width RHO           width multiplier of the model, in (0, ${MAX_WIDTH}]
+  --hidden N            MNIST CNN: units of its hidden dense layer, at most
+                        ${MAX_HIDDEN} (default 128 x width; Madry et al.'s
+                        MNIST CNN has 1024)
   --dropout P           dropout probability before the classifier (MNIST CNN:
                         default 0, none; Inception v3: default 0.5)
   --activation NAME     relu, relu6, tanh, reluDecay
@@ -120,7 +123,7 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
       epochs: { type: 'string' }, steps: { type: 'string' }, batch: { type: 'string' }, k: { type: 'string' }, 'adv-fraction': { type: 'string' },
       lambda: { type: 'string' }, method: { type: 'string' }, label: { type: 'string' }, eps: { type: 'string' }, delay: { type: 'string' },
       optimizer: { type: 'string' }, lr: { type: 'string' }, 'lr-schedule': { type: 'string' }, 'lr-decay': { type: 'string' }, 'decay-epochs': { type: 'string' },
-      momentum: { type: 'string' }, 'weight-decay': { type: 'string' }, 'label-smoothing': { type: 'string' }, width: { type: 'string' }, dropout: { type: 'string' },
+      momentum: { type: 'string' }, 'weight-decay': { type: 'string' }, 'label-smoothing': { type: 'string' }, width: { type: 'string' }, hidden: { type: 'string' }, dropout: { type: 'string' },
       activation: { type: 'string' }, seed: { type: 'string' }, limit: { type: 'string' }, 'checkpoint-every': { type: 'string' },
       'eval-every': { type: 'string' }, 'eval-images': { type: 'string' }, 'eval-method': { type: 'string' }, 'eval-eps': { type: 'string' },
       json: { type: 'boolean' }, precision: { type: 'string' },
@@ -207,6 +210,10 @@ step, rank 0 prints and writes the checkpoint, and --resume works for the group.
     c.optimizer.momentum = num('momentum', o.momentum, { min: 0, max: 1 }) ?? c.optimizer.momentum;
     c.optimizer.weightDecay = num('weight-decay', o['weight-decay'], nonneg) ?? c.optimizer.weightDecay;
     p.spec.options.width = num('width', o.width, { greaterThan: 0, max: MAX_WIDTH }) ?? p.spec.options.width;
+    if (o.hidden !== undefined) {
+      if (p.spec.architecture !== 'mnist-cnn') throw new UsageError(`advml train: --hidden is for the MNIST CNN; preset ${o.preset} trains ${p.spec.architecture}`);
+      p.spec.options.hidden = num('hidden', o.hidden, { integer: true, min: 1, max: MAX_HIDDEN });
+    }
     p.spec.options.dropout = num('dropout', o.dropout, { min: 0, lessThan: 1 }) ?? p.spec.options.dropout;
     if (o.activation !== undefined) {
       if (!['relu', 'relu6', 'tanh', 'reluDecay'].includes(o.activation)) throw new UsageError('advml train: --activation must be relu, relu6, tanh or reluDecay');

@@ -1,5 +1,5 @@
 /** The model zoo. */
-export { MnistCnn, type MnistCnnOptions } from './mnist-cnn.js';
+export { MAX_HIDDEN, MnistCnn, type MnistCnnOptions } from './mnist-cnn.js';
 export { ResNet, BasicBlock, Bottleneck, ResNetImageNet, type ResNetOptions, type ResNetImageNetOptions } from './resnet.js';
 export {
   InceptionV3, InceptionA, InceptionB, InceptionC, InceptionD, InceptionE, InceptionAux, BasicConv2d, MAX_EXTRA_BLOCKS,

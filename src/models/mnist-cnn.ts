@@ -1,6 +1,7 @@
 /**
  * The small MNIST CNN: conv 3x3 (32) - act - max pool 2 - conv 3x3 (64) - act
  * - max pool 2 - dense 128 - act - [dropout] - dense classes. For 28x28 inputs.
+ * `hidden` widens the dense layer alone (Madry et al.'s MNIST CNN has 1024).
  */
 import { type Generator, type Tensor } from '../engine/index.js';
 import {
@@ -15,12 +16,17 @@ export interface MnistCnnOptions {
   imageSize?: number;
   /** Scales the filters of every convolution and the hidden dense layer (the paper's rho; default 1). */
   width?: number;
+  /** Units of the hidden dense layer (default 128 times the width). */
+  hidden?: number;
   activation?: ActivationName;
   activationOptions?: ActivationOptions;
   /** Dropout probability before the last dense layer (default 0: no dropout layer, as the original network). */
   dropout?: number;
   generator?: Generator;
 }
+
+/** Most units the hidden dense layer may have. */
+export const MAX_HIDDEN = 65536;
 
 export class MnistCnn extends Module {
   readonly conv1: Conv2d;
@@ -38,7 +44,9 @@ export class MnistCnn extends Module {
     if (!(w > 0)) throw new Error(`MnistCnn: width must be positive, got ${w}`);
     const c1 = Math.max(1, Math.round(32 * w));
     const c2 = Math.max(1, Math.round(64 * w));
-    const hidden = Math.max(1, Math.round(128 * w));
+    const hidden = opts.hidden ?? Math.max(1, Math.round(128 * w));
+    // The bound keeps a typo from asking for a layer no memory holds, as MAX_WIDTH does.
+    if (!(Number.isInteger(hidden) && hidden > 0 && hidden <= MAX_HIDDEN)) throw new Error(`MnistCnn: hidden must be an integer in [1, ${MAX_HIDDEN}], got ${hidden}`);
     const size = opts.imageSize ?? 28;
     const spatial = Math.floor((Math.floor((size - 2) / 2) - 2) / 2);
     if (spatial < 1) throw new Error(`MnistCnn: imageSize ${size} is too small (need at least 10)`);

@@ -18,6 +18,8 @@ export type Architecture = 'mnist-cnn' | 'resnet' | 'resnet-imagenet' | 'incepti
 /** Options shared by the zoo's architectures. */
 export interface ArchitectureOptions {
   width?: number;
+  /** MNIST CNN: units of the hidden dense layer (default 128 times the width). */
+  hidden?: number;
   activation?: ActivationName;
   /** beta of ReLUDecay. */
   beta?: number;
@@ -72,6 +74,7 @@ export function buildClassifier(spec: ModelSpec): Classifier {
   if (o.width !== undefined && !(typeof o.width === 'number' && o.width > 0 && o.width <= MAX_WIDTH)) {
     throw new Error(`width (rho) must be a number in (0, ${MAX_WIDTH}], got ${o.width}`);
   }
+  if (o.hidden !== undefined && architecture !== 'mnist-cnn') throw new Error(`options.hidden is the MNIST CNN's dense layer; ${architecture} has none`);
   if ((FOREIGN_FORMATS as readonly string[]).includes(architecture)) {
     if (typeof o.file !== 'string') throw new Error(`a ${architecture} model spec needs options.file, the model file its graph comes from`);
     const { module } = loadForeignModule(architecture as ForeignFormat, o.file);
@@ -90,7 +93,7 @@ export function buildClassifier(spec: ModelSpec): Classifier {
   switch (architecture) {
     case 'mnist-cnn':
       if (c.inputShape[1] !== c.inputShape[2]) throw new Error(`mnist-cnn needs square images, got [${c.inputShape}]`);
-      module = new MnistCnn({ ...common, imageSize: c.inputShape[1], dropout: o.dropout });
+      module = new MnistCnn({ ...common, imageSize: c.inputShape[1], dropout: o.dropout, hidden: o.hidden });
       break;
     case 'resnet':
       module = new ResNet({ ...common, depth: o.depth });

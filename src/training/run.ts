@@ -178,11 +178,14 @@ function makeSchedule(c: OptimizerConfig, stepsPerEpoch: number, totalSteps: num
   return exponentialDecay({ initial: c.lr, rate: c.decay, decaySteps: (c.decayEpochs ?? 1) * stepsPerEpoch });
 }
 
-/** The parts of the config a resumed run must share with the original, with the precision the run resolved. */
-function fingerprint(c: TrainConfig, precision: ConcretePrecision, totalSteps: number): string {
+/**
+ * The parts of the config a resumed run must share with the original, with the precision the run resolved and
+ * the size of its training set (the data order, epoch boundaries and schedule follow from it).
+ */
+function fingerprint(c: TrainConfig, precision: ConcretePrecision, totalSteps: number, trainExamples: number): string {
   // The cyclic schedule's rates depend on the run's length, so a resumed run must keep it.
   const cycle = c.optimizer.schedule === 'cyclic' ? { cycleSteps: totalSteps } : {};
-  return JSON.stringify({ batchSize: c.batchSize, adversarial: c.adversarial, optimizer: c.optimizer, seed: c.seed, precision, ...cycle });
+  return JSON.stringify({ batchSize: c.batchSize, adversarial: c.adversarial, optimizer: c.optimizer, seed: c.seed, precision, trainExamples, ...cycle });
 }
 
 type JsonRecord = { [k: string]: Json };
@@ -190,10 +193,11 @@ const isRecord = (v: unknown): v is JsonRecord => typeof v === 'object' && v !==
 
 /**
  * A checkpoint's fingerprint in today's terms, or null when it holds none. Older checkpoints differ in
- * two ways that do not change the run: k was called `adversarial.adversarial`, and the precision was left
- * out; such a run trained at `unrecorded`, fp32 (the default then) unless its config named one.
+ * ways that do not change the run: k was called `adversarial.adversarial`; the precision was left out
+ * (such a run trained at `unrecorded`, fp32, the default then, unless its config named one); and the
+ * training set's size was left out, which no check can recover: `trainExamples` then stands in for it.
  */
-export function readFingerprint(text: string | undefined, unrecorded: ConcretePrecision = 'fp32'): JsonRecord | null {
+export function readFingerprint(text: string | undefined, unrecorded: ConcretePrecision = 'fp32', trainExamples?: number): JsonRecord | null {
   let f: unknown;
   try {
     f = JSON.parse(text ?? '');
@@ -206,7 +210,7 @@ export function readFingerprint(text: string | undefined, unrecorded: ConcretePr
     const { adversarial: k, ...rest } = a;
     f.adversarial = { ...rest, k: k as Json };
   }
-  return { precision: unrecorded, ...f };
+  return { precision: unrecorded, ...(trainExamples === undefined ? {} : { trainExamples }), ...f };
 }
 
 /** Where two JSON values differ, one 'path: before then, now now' per leaf; the order of keys does not matter. */
@@ -232,7 +236,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const schedule = makeSchedule(c.optimizer, loader.batchesPerEpoch, totalSteps);
   // The trainer resolves the precision ('auto') once; the run's fingerprint and checkpoints record that.
   const trainer = new AdversarialTrainer(o.model, optimizer, c.adversarial, { seed: c.seed, schedule, group, precision: c.precision, sources: o.sources });
-  const settings = fingerprint(c, trainer.precision, totalSteps);
+  const settings = fingerprint(c, trainer.precision, totalSteps, o.train.length);
   const guard = c.guard ? new OverfitGuard(c.guard) : null;
   if (guard && !o.heldOut) throw new Error('the overfitting guard reads the held-out evaluation: give the run one (evalEvery sets how often)');
   let epoch = 0;
@@ -253,7 +257,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       // A checkpoint from before precision was fingerprinted holds the config's own precision, if one was given.
       const named = saved.config?.precision;
       const unrecorded = isPrecision(named) ? resolvePrecision(named, o.model.device) : 'fp32';
-      const before = readFingerprint(saved.config?.fingerprint as string | undefined, unrecorded);
+      const before = readFingerprint(saved.config?.fingerprint as string | undefined, unrecorded, o.train.length);
       if (!before) throw new Error(`checkpoint ${o.checkpoint}: it records no training settings, so it cannot be resumed; start a new run (or use it as --init)`);
       const changed = differences(before, JSON.parse(settings), '');
       if (changed.length) {

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { disposeCheckpoint, loadCheckpointSync } from '../../src/io/index.js';
 import { runCli } from '../helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'advml-harden-'));
@@ -34,6 +35,11 @@ test('advml harden: six rows, each with clean, attacks, PGD-40, AutoAttack and t
     // Robust accuracy counts images that are correct and survive every attack: never above clean.
     assert.ok(row.pgd.value <= row.clean.value && row.autoattack.value <= row.clean.value, `${name}: ${JSON.stringify(row)}`);
   }
+  // The ensemble drew from three static plain models, none of them the transfer attacker plain-c.
+  const ensemble = loadCheckpointSync(join(dir, 'runs', 'mnist-ensemble.safetensors'));
+  const sources = (ensemble.config?.adversarial as { sources?: string[] } | undefined)?.sources;
+  disposeCheckpoint(ensemble);
+  assert.deepEqual(sources, ['plain-b', 'plain-d', 'plain-e']);
   // The plain row is its checkpoint's clean accuracy on the same 40 test images, measured again by advml eval.
   const again = runCli(['eval', '--model', join(dir, 'runs', 'mnist-plain.safetensors'), '--data', 'mnist', '--limit', '40', '--methods', 'fgsm', '--eps', '76.5', '--json', join(dir, 'plain.json'), '--no-audit']);
   assert.equal(again.status, 0, again.stderr);

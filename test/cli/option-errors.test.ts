@@ -18,6 +18,8 @@ test('width, rho and seed beyond their bounds are usage errors that name the opt
   for (const [args, message] of [
     [['train', '--out', out, '--width', '1e300'], "advml train: --width must be a number in (0, 8], got '1e300'"],
     [['train', '--out', out, '--width', '9'], "advml train: --width must be a number in (0, 8], got '9'"],
+    [['train', '--out', out, '--hidden', '1e6'], "advml train: --hidden must be an integer in [1, 65536], got '1e6'"],
+    [['train', '--out', out, '--preset', 'imagenet-resnet50', '--hidden', '64'], 'advml train: --hidden is for the MNIST CNN; preset imagenet-resnet50 trains resnet-imagenet'],
     [['sweep', '--out', out, '--rho', '1e300'], "advml sweep: --rho must be a number in (0, 8], got '1e300'"],
     [['sweep', '--out', out, '--rho', '1,0x10'], "advml sweep: --rho value 2 must be a number in (0, 8], got '0x10'"],
     [['train', '--out', out, '--seed', '1e20'], "advml train: --seed must be a non-negative integer (at most 9007199254740991, 2^53 - 1), got '1e20'"],

@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ArchitectureOptions, MAX_WIDTH, type ModelSpec, buildClassifier } from '../../src/models/index.js';
+import { type ArchitectureOptions, MAX_HIDDEN, MAX_WIDTH, type ModelSpec, buildClassifier } from '../../src/models/index.js';
 
 const SPECS: Record<'mnist-cnn' | 'resnet' | 'inception-v3', ModelSpec['classifier']> = {
   'mnist-cnn': { classes: 10, inputShape: [1, 28, 28], inputRange: [0, 1] },
@@ -30,6 +30,17 @@ for (const architecture of Object.keys(SPECS) as (keyof typeof SPECS)[]) {
     }
   });
 }
+
+test("mnist-cnn: hidden sets the dense layer's units alone, an integer up to its bound; other architectures have none", () => {
+  const model = buildClassifier(spec('mnist-cnn', {}, { hidden: 1024, seed: 1 }));
+  const shapes = [...model.module.stateDict()].map(([name, t]) => `${name} ${t.shape.join('x')}`);
+  model.dispose();
+  assert.deepEqual(shapes.filter((s) => /^(conv2|fc1|fc2)\.weight/.test(s)), ['conv2.weight 64x32x3x3', 'fc1.weight 1024x1600', 'fc2.weight 10x1024']);
+  for (const hidden of [0, 2.5, MAX_HIDDEN + 1, NaN]) {
+    assert.throws(() => buildClassifier(spec('mnist-cnn', {}, { hidden })), { message: `MnistCnn: hidden must be an integer in [1, ${MAX_HIDDEN}], got ${hidden}` });
+  }
+  assert.throws(() => buildClassifier(spec('resnet', {}, { hidden: 64 })), { message: "options.hidden is the MNIST CNN's dense layer; resnet has none" });
+});
 
 test('a valid spec still builds, at the smallest widths too', () => {
   const model = buildClassifier(spec('mnist-cnn', { classes: 2 }, { width: 0.01, seed: 1 }));

@@ -1,9 +1,10 @@
 /**
  * What a resumed run must share with the one that wrote the checkpoint: the
- * fingerprint includes the precision the run resolved, so a resume at another
- * precision is refused by name, and checkpoints written before k was renamed
- * (`adversarial.adversarial`) or before the precision was fingerprinted (then
- * fp32 unless the config named one) still resume.
+ * fingerprint includes the precision the run resolved and the training set's
+ * size, so a resume at another precision or on another number of images is
+ * refused by name, and checkpoints written before k was renamed
+ * (`adversarial.adversarial`), before the precision was fingerprinted (then
+ * fp32 unless the config named one) or before the size was still resume.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,11 +28,11 @@ const config = (maxSteps: number, precision?: TrainConfig['precision']): TrainCo
 });
 
 /** Trains (or resumes) into `checkpoint`; returns the step a resume started from (-1: none). */
-async function run(checkpoint: string, c: TrainConfig, resume = false): Promise<number> {
+async function run(checkpoint: string, c: TrainConfig, resume = false, data = train): Promise<number> {
   const model = buildClassifier(MNIST_SPEC);
   let resumedAt = -1;
   try {
-    await runTraining({ model, train, config: c, checkpoint, resume, onEvent: (e: TrainEvent) => { if (e.type === 'resume') resumedAt = e.step; } });
+    await runTraining({ model, train: data, config: c, checkpoint, resume, onEvent: (e: TrainEvent) => { if (e.type === 'resume') resumedAt = e.step; } });
   } finally {
     model.dispose();
   }
@@ -42,9 +43,10 @@ async function run(checkpoint: string, c: TrainConfig, resume = false): Promise<
 function makeOld(path: string, precisionInConfig?: string): void {
   const saved = loadCheckpointSync(path);
   try {
-    const f = JSON.parse(saved.config?.fingerprint as string) as { adversarial: { k: number }; precision?: string };
+    const f = JSON.parse(saved.config?.fingerprint as string) as { adversarial: { k: number }; precision?: string; trainExamples?: number };
     const { k, ...rest } = f.adversarial;
     delete f.precision;
+    delete f.trainExamples;
     // The old key in the old position: first, as the presets wrote it.
     const oldFingerprint = JSON.stringify({ ...f, adversarial: { adversarial: k, ...rest } });
     const { precision: _, ...oldConfig } = saved.config as { [key: string]: Json };
@@ -63,6 +65,9 @@ test('readFingerprint: the old key is read as k, and a missing precision as the 
   assert.deepEqual(readFingerprint(old, 'bf16-autocast')?.precision, 'bf16-autocast');
   const now = JSON.stringify({ adversarial: { k: 4 }, precision: 'bf16-autocast' });
   assert.deepEqual(readFingerprint(now), { adversarial: { k: 4 }, precision: 'bf16-autocast' });
+  // A missing training-set size reads as the one given; a recorded one is kept.
+  assert.equal(readFingerprint(old, 'fp32', 500)?.trainExamples, 500);
+  assert.equal(readFingerprint(JSON.stringify({ trainExamples: 64 }), 'fp32', 500)?.trainExamples, 64);
   assert.equal(readFingerprint(undefined), null);
   assert.equal(readFingerprint('not json'), null);
 });
@@ -76,6 +81,18 @@ test('resuming at another precision is refused, naming the difference; at the sa
   assert.equal(await run(checkpoint, config(3, 'fp32'), true), 2);
 });
 
+test('resuming on a training set of another size is refused, naming both sizes', async () => {
+  const checkpoint = join(dir, 'size.safetensors');
+  await run(checkpoint, config(2));
+  const fewer = TensorDataset.from(loadMnist('train', { limit: 48 }));
+  try {
+    await assert.rejects(run(checkpoint, config(3), true, fewer), /trainExamples: 64 then, 48 now/);
+  } finally {
+    fewer.dispose();
+  }
+  assert.equal(await run(checkpoint, config(3), true), 2);
+});
+
 test('a checkpoint written before the rename of k and without a precision in its fingerprint resumes as fp32', async () => {
   const checkpoint = join(dir, 'old.safetensors');
   await run(checkpoint, config(2));
@@ -84,9 +101,9 @@ test('a checkpoint written before the rename of k and without a precision in its
   assert.equal(await run(checkpoint, config(3), true), 2);
   // The resumed run's checkpoint is in today's terms.
   const saved = loadCheckpointSync(checkpoint);
-  const f = JSON.parse(saved.config?.fingerprint as string) as { adversarial: { k?: number; adversarial?: number }; precision: string };
+  const f = JSON.parse(saved.config?.fingerprint as string) as { adversarial: { k?: number; adversarial?: number }; precision: string; trainExamples: number };
   disposeCheckpoint(saved);
-  assert.deepEqual([f.adversarial.k, f.adversarial.adversarial, f.precision], [8, undefined, 'fp32']);
+  assert.deepEqual([f.adversarial.k, f.adversarial.adversarial, f.precision, f.trainExamples], [8, undefined, 'fp32', 64]);
 });
 
 test('an old checkpoint whose config named a precision resumes at that one', async () => {
